@@ -1,0 +1,49 @@
+// A kernel's run-time arguments, as the interpreter and the GPU launcher take them: one
+// KernelArg per kernel parameter, in declaration order.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "dsl/ir.h"
+
+namespace tigon {
+
+struct TensorArg {
+  void *data = nullptr;          // host memory for the interpreter, device memory on the GPU
+  ir::DType dtype = ir::DType::F32;
+  std::vector<int64_t> sizes;
+  std::vector<int64_t> strides;  // in elements; the last must be 1
+};
+
+struct KernelArg {
+  enum class Kind { Tensor, Float, Int } kind = Kind::Int;
+  TensorArg tensor;
+  double f = 0;
+  int64_t i = 0;
+
+  static KernelArg of(TensorArg t) {
+    KernelArg a;
+    a.kind = Kind::Tensor;
+    a.tensor = std::move(t);
+    return a;
+  }
+  static KernelArg ofFloat(double v) {
+    KernelArg a;
+    a.kind = Kind::Float;
+    a.f = v;
+    return a;
+  }
+  static KernelArg ofInt(int64_t v) {
+    KernelArg a;
+    a.kind = Kind::Int;
+    a.i = v;
+    return a;
+  }
+};
+
+// Checks the arguments against the kernel's parameters (count, kinds, dtypes, ranks, const
+// sizes, same-named dimensions agreeing, unit last stride); throws tigon::Error naming the
+// parameter otherwise.
+void checkArgs(const ir::Function &f, const std::vector<KernelArg> &args);
+
+}  // namespace tigon
