@@ -1,3 +1,212 @@
-// The tigon command-line tool (filled in by the front-end work).
+// The tigon command-line tool: check .tile files and print every stage of what tigon makes
+// of them (AST, tile IR, LLVM IR, PTX).
+#include <fmt/format.h>
+
+#include <algorithm>
 #include <cstdio>
-int main() { std::puts("tigon"); return 0; }
+#include <fstream>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "codegen/llvm_backend.h"
+#include "dsl/error.h"
+#include "dsl/frontend.h"
+#include "dsl/parser.h"
+#include "runtime/builtin_kernels.h"
+#include "runtime/cuda_driver.h"
+
+namespace {
+
+using namespace tigon;
+
+const char *kUsage = R"(tigon: a JIT kernel compiler for fused LLM training kernels
+
+usage:
+  tigon check FILE.tile...                 report diagnostics only
+  tigon compile FILE.tile [--kernel NAME] [-D NAME=VALUE]... [--dtype T=bf16]...
+                [--arch sm_90|native] [--emit ast|ir|llvm|ptx] [--unaligned] [-o FILE]
+                                           print one stage (default: ptx)
+  tigon ptx OP --hidden N [--dtype bf16] [--arch sm_90] [--backward] [-o FILE]
+                                           PTX of a built-in op's kernels
+  tigon list                               the built-in ops
+  tigon --version
+
+--arch defaults to the GPU of this machine (native). -D binds const and tune parameters;
+tune parameters left out take their first value, dtype parameters f32.
+)";
+
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct Options {
+  std::vector<std::string> positional;
+  std::string kernel, arch, emit = "ptx", output;
+  Bindings bindings;
+  std::optional<int64_t> hidden;
+  std::string dtype = "bf16";
+  bool backward = false, unaligned = false;
+};
+
+void bindingArg(const std::string &text, Bindings &b) {
+  auto eq = text.find('=');
+  if (eq == std::string::npos || eq == 0 || eq + 1 == text.size())
+    throw UsageError(fmt::format("expected NAME=VALUE, got '{}'", text));
+  b[text.substr(0, eq)] = text.substr(eq + 1);
+}
+
+Options parseOptions(int argc, char **argv, int first) {
+  Options o;
+  for (int i = first; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) throw UsageError(fmt::format("{} needs a value", a));
+      return argv[++i];
+    };
+    if (a == "--kernel") o.kernel = value();
+    else if (a == "--arch") o.arch = value();
+    else if (a == "--emit") o.emit = value();
+    else if (a == "-o") o.output = value();
+    else if (a == "-D") bindingArg(value(), o.bindings);
+    else if (a.rfind("-D", 0) == 0 && a.size() > 2) bindingArg(a.substr(2), o.bindings);
+    else if (a == "--dtype") {
+      std::string v = value();
+      if (v.find('=') != std::string::npos) bindingArg(v, o.bindings);
+      else o.dtype = v;
+    } else if (a == "--hidden") {
+      std::string v = value();
+      char *end = nullptr;
+      long long n = std::strtoll(v.c_str(), &end, 10);
+      if (v.empty() || *end || n < 1) throw UsageError(fmt::format("--hidden needs a positive integer, got '{}'", v));
+      o.hidden = n;
+    } else if (a == "--backward") o.backward = true;
+    else if (a == "--unaligned") o.unaligned = true;
+    else if (!a.empty() && a[0] == '-') throw UsageError(fmt::format("unknown option '{}'", a));
+    else o.positional.push_back(a);
+  }
+  return o;
+}
+
+std::string resolveArch(const std::string &requested) {
+  if (!requested.empty() && requested != "native") return requested;
+  if (!cuda::tryDriver()) {
+    try {
+      cuda::driver();
+    } catch (const Error &e) {
+      throw UsageError(fmt::format("cannot detect the GPU ({}); pass --arch sm_90 (or another sm_XY) to compile for it", e.what()));
+    }
+  }
+  return cuda::nativeArch();
+}
+
+void write(const Options &o, const std::string &text) {
+  if (o.output.empty()) {
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    return;
+  }
+  std::ofstream out(o.output, std::ios::binary);
+  out << text;
+  if (!out) throw Error(fmt::format("cannot write '{}'", o.output));
+}
+
+std::string emitStage(const Options &o, ir::Function f) {
+  if (o.unaligned)
+    for (ir::Param &p : f.params) p.aligned16 = false;
+  if (o.emit == "ir") return ir::print(f);
+  auto r = codegen::compileToPtx(f, resolveArch(o.arch), o.emit == "llvm");
+  return o.emit == "llvm" ? r.llvmIR : r.ptx;
+}
+
+int cmdCheck(const Options &o) {
+  if (o.positional.empty()) throw UsageError("check needs at least one .tile file");
+  int failed = 0;
+  for (const std::string &path : o.positional) {
+    try {
+      loadTileFile(path);
+    } catch (const Error &e) {
+      std::fputs(e.what(), stderr);
+      ++failed;
+    }
+  }
+  return failed ? 1 : 0;
+}
+
+int cmdCompile(const Options &o) {
+  if (o.positional.size() != 1) throw UsageError("compile needs exactly one .tile file");
+  static const std::vector<std::string> stages = {"ast", "ir", "llvm", "ptx"};
+  if (std::find(stages.begin(), stages.end(), o.emit) == stages.end())
+    throw UsageError(fmt::format("--emit takes ast, ir, llvm or ptx, not '{}'", o.emit));
+  TileModule m = loadTileFile(o.positional[0]);
+  if (o.emit == "ast") {
+    write(o, printAst(m.ast));
+    return 0;
+  }
+  std::string kernel = o.kernel;
+  if (kernel.empty()) {
+    if (m.ast.kernels.size() != 1) throw UsageError("the file has several kernels; choose one with --kernel NAME");
+    kernel = m.ast.kernels[0].name;
+  }
+  write(o, emitStage(o, specialize(m, kernel, o.bindings)));
+  return 0;
+}
+
+int cmdPtx(const Options &o) {
+  if (o.positional.size() != 1) throw UsageError("ptx needs one op name (tigon list shows them)");
+  if (!o.hidden) throw UsageError("ptx needs --hidden N");
+  const BuiltinOp &op = builtinOp(o.positional[0]);
+  TileModule m = loadTileSource(op.file, builtinKernelSources().at(op.file));
+  Bindings b = o.bindings;
+  b[op.hiddenParam] = std::to_string(*o.hidden);
+  b[op.dtypeParam] = o.dtype;
+  std::vector<std::string> kernels = o.backward ? op.backward : std::vector<std::string>{op.forward};
+  std::string out;
+  for (const std::string &k : kernels) {
+    if (kernels.size() > 1) out += fmt::format("// ---- kernel {} ----\n", k);
+    out += emitStage(o, specialize(m, k, b));
+  }
+  write(o, out);
+  return 0;
+}
+
+int cmdList() {
+  for (const BuiltinOp &op : builtinOps())
+    fmt::print("{:<12} {}\n             forward: {}; backward: {}\n", op.name, op.summary, op.forward,
+               fmt::join(op.backward, ", "));
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    std::fputs(kUsage, stderr);
+    return 2;
+  }
+  std::string cmd = argv[1];
+  try {
+    if (cmd == "--help" || cmd == "-h" || cmd == "help") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
+    if (cmd == "--version" || cmd == "version") {
+      fmt::print("tigon {}\n", TIGON_VERSION);
+      return 0;
+    }
+    Options o = parseOptions(argc, argv, 2);
+    if (cmd == "check") return cmdCheck(o);
+    if (cmd == "compile") return cmdCompile(o);
+    if (cmd == "ptx") return cmdPtx(o);
+    if (cmd == "list") return cmdList();
+    throw UsageError(fmt::format("unknown command '{}'", cmd));
+  } catch (const UsageError &e) {
+    fmt::print(stderr, "tigon: {}\n(see tigon --help)\n", e.what());
+    return 2;
+  } catch (const Error &e) {
+    std::string msg = e.what();
+    std::fputs(msg.c_str(), stderr);
+    if (msg.empty() || msg.back() != '\n') std::fputc('\n', stderr);
+    return 1;
+  }
+}

@@ -1,0 +1,27 @@
+// The built-in ops: their .tile sources (embedded at build time from kernels_src/) and which
+// kernels and parameters make up each op.
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+namespace tigon {
+
+// file name ("rms_norm.tile") -> source text
+const std::map<std::string, std::string> &builtinKernelSources();
+
+struct BuiltinOp {
+  std::string name;            // "rms_norm"
+  std::string file;            // "rms_norm.tile"
+  std::string forward;         // kernel names
+  std::vector<std::string> backward;
+  std::string hiddenParam;     // the const parameter that takes the hidden size
+  std::string dtypeParam;      // the dtype generic
+  std::string summary;
+};
+
+const std::vector<BuiltinOp> &builtinOps();
+// Throws tigon::Error listing the ops when `name` is not one.
+const BuiltinOp &builtinOp(const std::string &name);
+
+}  // namespace tigon

@@ -1,0 +1,108 @@
+#include "runtime/cuda_driver.h"
+
+#include <dlfcn.h>
+#include <fmt/format.h>
+
+#include <mutex>
+
+#include "dsl/error.h"
+
+namespace tigon::cuda {
+
+namespace {
+
+std::string g_whyNoDriver;
+
+const Driver *load() {
+  void *lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+  if (!lib) {
+    g_whyNoDriver = "no CUDA driver on this machine (libcuda.so.1 not found)";
+    return nullptr;
+  }
+  static Driver d;
+  bool ok = true;
+  auto sym = [&](auto &fn, const char *name) {
+    // the _v2 names are the current ABI of the entry points that have them
+    void *p = dlsym(lib, (std::string(name) + "_v2").c_str());
+    if (!p) p = dlsym(lib, name);
+    if (!p) {
+      g_whyNoDriver = fmt::format("the CUDA driver lacks {}", name);
+      ok = false;
+    }
+    fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(p);
+  };
+  sym(d.cuInit, "cuInit");
+  sym(d.cuDriverGetVersion, "cuDriverGetVersion");
+  sym(d.cuDeviceGetCount, "cuDeviceGetCount");
+  sym(d.cuDeviceGet, "cuDeviceGet");
+  sym(d.cuDeviceGetAttribute, "cuDeviceGetAttribute");
+  sym(d.cuDeviceGetName, "cuDeviceGetName");
+  sym(d.cuDevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain");
+  sym(d.cuCtxGetCurrent, "cuCtxGetCurrent");
+  sym(d.cuCtxSetCurrent, "cuCtxSetCurrent");
+  sym(d.cuCtxSynchronize, "cuCtxSynchronize");
+  sym(d.cuModuleLoadDataEx, "cuModuleLoadDataEx");
+  sym(d.cuModuleUnload, "cuModuleUnload");
+  sym(d.cuModuleGetFunction, "cuModuleGetFunction");
+  sym(d.cuFuncGetAttribute, "cuFuncGetAttribute");
+  sym(d.cuLaunchKernel, "cuLaunchKernel");
+  sym(d.cuMemAlloc, "cuMemAlloc");
+  sym(d.cuMemFree, "cuMemFree");
+  sym(d.cuMemcpyHtoD, "cuMemcpyHtoD");
+  sym(d.cuMemcpyDtoH, "cuMemcpyDtoH");
+  sym(d.cuMemcpyDtoD, "cuMemcpyDtoD");
+  sym(d.cuMemsetD8, "cuMemsetD8");
+  sym(d.cuEventCreate, "cuEventCreate");
+  sym(d.cuEventRecord, "cuEventRecord");
+  sym(d.cuEventSynchronize, "cuEventSynchronize");
+  sym(d.cuEventElapsedTime, "cuEventElapsedTime");
+  sym(d.cuEventDestroy, "cuEventDestroy");
+  sym(d.cuGetErrorString, "cuGetErrorString");
+  sym(d.cuLinkCreate, "cuLinkCreate");
+  if (!ok) return nullptr;
+  CUresult r = d.cuInit(0);
+  int count = 0;
+  if (r == CUDA_SUCCESS) r = d.cuDeviceGetCount(&count);
+  if (r != CUDA_SUCCESS || count == 0) {
+    const char *msg = nullptr;
+    d.cuGetErrorString(r, &msg);
+    g_whyNoDriver = r != CUDA_SUCCESS ? fmt::format("the CUDA driver failed to start: {}", msg ? msg : "unknown error")
+                                      : "no CUDA GPU found";
+    return nullptr;
+  }
+  return &d;
+}
+
+}  // namespace
+
+const Driver *tryDriver() {
+  static std::once_flag once;
+  static const Driver *d = nullptr;
+  std::call_once(once, [] { d = load(); });
+  return d;
+}
+
+const Driver &driver() {
+  const Driver *d = tryDriver();
+  if (!d) throw Error(g_whyNoDriver);
+  return *d;
+}
+
+void check(CUresult r, const std::string &what) {
+  if (r == CUDA_SUCCESS) return;
+  const char *msg = nullptr;
+  if (const Driver *d = tryDriver()) d->cuGetErrorString(r, &msg);
+  throw Error(fmt::format("{}: {} (CUDA error {})", what, msg ? msg : "unknown error", int(r)));
+}
+
+std::string nativeArch() {
+  const Driver &d = driver();
+  CUdevice dev;
+  check(d.cuDeviceGet(&dev, 0), "cuDeviceGet");
+  int major = 0, minor = 0;
+  check(d.cuDeviceGetAttribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, dev), "cuDeviceGetAttribute");
+  check(d.cuDeviceGetAttribute(&minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, dev), "cuDeviceGetAttribute");
+  return fmt::format("sm_{}{}", major, minor);
+}
+
+}  // namespace tigon::cuda
