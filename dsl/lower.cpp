@@ -506,7 +506,7 @@ class Lowerer {
     }
     int64_t a = d->value < 0 ? d->value + rank : d->value;
     if (a < 0 || a >= rank) {
-      error(ax->loc, fmt::format("{} over axis {} of a tile of rank {}", fn, d->value, rank));
+      error(ax->loc, fmt::format("{} over axis {}, but the tile has rank {}", fn, d->value, rank));
       return std::nullopt;
     }
     return int(a);

@@ -37,7 +37,9 @@ struct Parser {
   struct SyntaxError {};
 
   [[noreturn]] void fail(const Token &t, const std::string &msg) {
-    diags.error(t.loc, msg);
+    // running into the end of a file that already has errors (an unterminated comment) says
+    // nothing new
+    if (t.kind != Tok::End || !diags.hasErrors()) diags.error(t.loc, msg);
     throw SyntaxError{};
   }
 

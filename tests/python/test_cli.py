@@ -1,0 +1,70 @@
+"""The tigon command line, as a user runs it."""
+import pathlib
+import subprocess
+
+from conftest import ROOT
+
+RMS = str(ROOT / "kernels_src" / "rms_norm.tile")
+
+
+def run(tigon_bin, *args, **kw):
+    return subprocess.run([tigon_bin, *args], capture_output=True, text=True, timeout=120, **kw)
+
+
+def test_check_builtin_kernels(tigon_bin):
+    files = sorted(str(p) for p in (ROOT / "kernels_src").glob("*.tile"))
+    assert files
+    r = run(tigon_bin, "check", *files)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""
+
+
+def test_check_reports_every_error_with_position(tigon_bin, tmp_path):
+    bad = tmp_path / "bad.tile"
+    bad.write_text("kernel k<N: const>(x: f32[M, N]) grid M {\n    let a = foo;\n    let b = bar;\n}\n")
+    r = run(tigon_bin, "check", str(bad))
+    assert r.returncode == 1
+    assert f"{bad}:2:13: error: unknown name 'foo'" in r.stderr
+    assert f"{bad}:3:13: error: unknown name 'bar'" in r.stderr
+    assert "            ^" in r.stderr
+
+
+def test_emit_ir_is_specialized(tigon_bin):
+    r = run(tigon_bin, "compile", RMS, "--kernel", "rms_norm_fwd", "-D", "N=1000", "--dtype", "T=bf16",
+            "-D", "ROWS=2", "--emit", "ir")
+    assert r.returncode == 0, r.stderr
+    assert "x: bf16[M, 1000]" in r.stdout
+    assert "load x" in r.stdout and "reduce sum axis=1" in r.stdout
+    assert "ROWS=2" in r.stdout
+
+
+def test_emit_ast(tigon_bin):
+    r = run(tigon_bin, "compile", RMS, "--emit", "ast")
+    assert r.returncode == 0, r.stderr
+    assert "kernel rms_norm_fwd" in r.stdout and "generic ROWS: tune[1, 2, 4, 8]" in r.stdout
+
+
+def test_missing_const_is_an_error(tigon_bin):
+    r = run(tigon_bin, "compile", RMS, "--kernel", "rms_norm_fwd", "--emit", "ir")
+    assert r.returncode == 1
+    assert "N is a const parameter of 'rms_norm_fwd'" in r.stderr
+
+
+def test_unknown_kernel_lists_kernels(tigon_bin):
+    r = run(tigon_bin, "compile", RMS, "--kernel", "nope", "-D", "N=8", "--emit", "ir")
+    assert r.returncode == 1
+    assert "no kernel 'nope'" in r.stderr and "rms_norm_fwd" in r.stderr
+
+
+def test_usage_errors_exit_2(tigon_bin):
+    assert run(tigon_bin, "frobnicate").returncode == 2
+    assert run(tigon_bin, "compile", RMS, "--emit", "sass").returncode == 2
+    assert run(tigon_bin, "ptx", "rms_norm").returncode == 2
+    r = run(tigon_bin, "ptx", "no_such_op", "--hidden", "8", "--arch", "sm_90")
+    assert r.returncode == 1 and "unknown op 'no_such_op'" in r.stderr
+
+
+def test_list(tigon_bin):
+    r = run(tigon_bin, "list")
+    assert r.returncode == 0
+    assert "rms_norm" in r.stdout
