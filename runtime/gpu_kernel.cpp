@@ -1,0 +1,91 @@
+#include "runtime/gpu_kernel.h"
+
+#include <fmt/format.h>
+
+#include <cstring>
+
+#include "dsl/error.h"
+#include "runtime/cuda_driver.h"
+#include "runtime/interpreter.h"
+
+namespace tigon {
+
+void ensureContext() {
+  const cuda::Driver &d = cuda::driver();
+  CUcontext ctx = nullptr;
+  cuda::check(d.cuCtxGetCurrent(&ctx), "cuCtxGetCurrent");
+  if (ctx) return;
+  CUdevice dev;
+  cuda::check(d.cuDeviceGet(&dev, 0), "cuDeviceGet");
+  cuda::check(d.cuDevicePrimaryCtxRetain(&ctx, dev), "cuDevicePrimaryCtxRetain");
+  cuda::check(d.cuCtxSetCurrent(ctx), "cuCtxSetCurrent");
+}
+
+GpuKernel::GpuKernel(const ir::Function &f, const std::string &ptx) : f_(f) {
+  ensureContext();
+  const cuda::Driver &d = cuda::driver();
+  char log[8192] = {0};
+  CUjit_option opts[] = {CU_JIT_ERROR_LOG_BUFFER, CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES};
+  void *vals[] = {log, reinterpret_cast<void *>(uintptr_t(sizeof(log)))};
+  CUresult r = d.cuModuleLoadDataEx(&module_, ptx.c_str(), 2, opts, vals);
+  if (r != CUDA_SUCCESS) {
+    const char *msg = nullptr;
+    d.cuGetErrorString(r, &msg);
+    throw Error(fmt::format("loading kernel '{}' failed: {}\n{}", f.name, msg ? msg : "unknown error", log));
+  }
+  cuda::check(d.cuModuleGetFunction(&function_, module_, f.name.c_str()), "cuModuleGetFunction " + f.name);
+}
+
+GpuKernel::~GpuKernel() {
+  if (module_) cuda::driver().cuModuleUnload(module_);
+}
+
+int GpuKernel::registersPerThread() const {
+  int regs = 0;
+  cuda::check(cuda::driver().cuFuncGetAttribute(&regs, CU_FUNC_ATTRIBUTE_NUM_REGS, function_), "cuFuncGetAttribute");
+  return regs;
+}
+
+void GpuKernel::launch(const std::vector<KernelArg> &args, CUstream stream) const {
+  checkArgs(f_, args);
+  std::array<int64_t, 3> grid = evalGrid(f_, args);
+  for (int64_t g : grid)
+    if (g == 0) return;
+  for (int i = 0; i < 3; ++i)
+    if (grid[size_t(i)] < 0 || grid[size_t(i)] > (i == 0 ? 0x7fffffffLL : 65535LL))
+      throw Error(fmt::format("kernel '{}': grid size {} along axis {} is out of range", f_.name, grid[size_t(i)], i));
+  // flatten into 8-byte slots (every ABI value fits one), then point at each
+  std::vector<uint64_t> slots;
+  for (size_t p = 0; p < args.size(); ++p) {
+    const KernelArg &a = args[p];
+    if (a.kind == KernelArg::Kind::Tensor) {
+      slots.push_back(uint64_t(reinterpret_cast<uintptr_t>(a.tensor.data)));
+      for (int64_t s : a.tensor.sizes) slots.push_back(uint64_t(s));
+      for (int64_t s : a.tensor.strides) slots.push_back(uint64_t(s));
+    } else if (f_.params[p].dtype == ir::DType::F32) {
+      float v = float(a.f);
+      uint64_t bits = 0;
+      std::memcpy(&bits, &v, sizeof v);
+      slots.push_back(bits);
+    } else if (f_.params[p].dtype == ir::DType::I32) {
+      int32_t v = int32_t(a.i);
+      uint64_t bits = 0;
+      std::memcpy(&bits, &v, sizeof v);
+      slots.push_back(bits);
+    } else {
+      slots.push_back(uint64_t(a.i));
+    }
+  }
+  std::vector<void *> ptrs;
+  for (uint64_t &s : slots) ptrs.push_back(&s);
+  unsigned threads = unsigned(32 * f_.warps);
+  cuda::check(cuda::driver().cuLaunchKernel(function_, unsigned(grid[0]), unsigned(grid[1]), unsigned(grid[2]), threads, 1, 1, 0,
+                                            stream, ptrs.data(), nullptr),
+              fmt::format("launching kernel '{}' ({})", f_.name, [&] {
+                std::string cfg;
+                for (auto &[k, v] : f_.bindings) cfg += (cfg.empty() ? "" : " ") + k + "=" + v;
+                return cfg;
+              }()));
+}
+
+}  // namespace tigon

@@ -1,0 +1,147 @@
+// The front end: parsing, checking and lowering to tile IR.
+#include <doctest/doctest.h>
+
+#include "dsl/error.h"
+#include "dsl/frontend.h"
+#include "dsl/parser.h"
+#include "runtime/builtin_kernels.h"
+
+using namespace tigon;
+
+namespace {
+
+ir::Function lower(const std::string &src, const std::string &kernel, const Bindings &b) {
+  return specialize(loadTileSource("t.tile", src), kernel, b);
+}
+
+// All ops of a block and its loops, in order.
+void collect(const ir::Block &b, std::vector<const ir::Op *> &out) {
+  for (const ir::Op &op : b.ops) {
+    out.push_back(&op);
+    for (const ir::Block &r : op.regions) collect(r, out);
+  }
+}
+
+std::vector<const ir::Op *> ops(const ir::Function &f, ir::OpKind kind) {
+  std::vector<const ir::Op *> all, out;
+  collect(f.body, all);
+  for (const ir::Op *op : all)
+    if (op->kind == kind) out.push_back(op);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("frontend: every built-in kernel checks and lowers at several sizes") {
+  for (const auto &[file, source] : builtinKernelSources()) {
+    TileModule m = loadTileSource(file, source);
+    for (const ast::Kernel &k : m.ast.kernels)
+      for (const char *n : {"1", "7", "128", "4096"})
+        for (const char *t : {"f32", "f16", "bf16"}) {
+          CAPTURE(k.name);
+          ir::Function f = specialize(m, k.name, {{"N", n}, {"T", t}});
+          CHECK(ir::verify(f).empty());
+          CHECK(f.bindings.at("N") == n);
+        }
+  }
+}
+
+TEST_CASE("frontend: shapes are static after specialization, tune values default to the first") {
+  ir::Function f = specialize(loadTileSource("rms_norm.tile", builtinKernelSources().at("rms_norm.tile")),
+                              "rms_norm_fwd", {{"N", "1000"}, {"T", "bf16"}});
+  CHECK(f.warps == 4);
+  CHECK(f.bindings.at("ROWS") == "1");
+  CHECK(f.params[0].staticDims == std::vector<int64_t>{-1, 1000});
+  auto loads = ops(f, ir::OpKind::Load);
+  REQUIRE(loads.size() == 2);
+  CHECK(f.type(loads[0]->results[0]) == ir::Type{ir::DType::BF16, {1, 1000}});
+  CHECK(f.type(loads[1]->results[0]) == ir::Type{ir::DType::BF16, {1000}});
+  auto reduces = ops(f, ir::OpKind::Reduce);
+  REQUIRE(reduces.size() == 1);
+  CHECK(reduces[0]->axis == 1);
+  CHECK(f.type(reduces[0]->results[0]) == ir::Type{ir::DType::F32, {1}});
+}
+
+TEST_CASE("frontend: weak literals take the dtype they meet") {
+  const char *src = R"(
+kernel k<N: const>(x: bf16[N], y: out bf16[N], i: out i64[N]) grid 1 {
+    let c = iota(N);
+    y[c] = x[c] * 2 + 0.5;
+    i[c] = i64(c) + 1;
+})";
+  ir::Function f = lower(src, "k", {{"N", "8"}});
+  for (const ir::Op *op : ops(f, ir::OpKind::Const)) {
+    ir::DType t = f.type(op->results[0]).dtype;
+    CHECK((t == ir::DType::BF16 || t == ir::DType::I64));
+  }
+  CHECK_THROWS_WITH_AS(lower("kernel k(x: i32[N], y: out i32[N]) grid 1 { y[iota(4)] = x[iota(4)] + 0.5; }", "k", {}),
+                       doctest::Contains("a float literal cannot meet i32[4]"), Error);
+}
+
+TEST_CASE("frontend: constant expressions fold and size tiles") {
+  ir::Function f = lower("kernel k<N: const>(y: out f32[M]) grid 1 { let h = N / 2 + 1; y[iota(h)] = f32(iota(h)); }",
+                         "k", {{"N", "10"}});
+  CHECK(f.type(ops(f, ir::OpKind::Iota)[0]->results[0]).shape == std::vector<int64_t>{6});
+}
+
+TEST_CASE("frontend: loops carry the vars they assign") {
+  const char *src = R"(
+kernel k<B: const>(x: f32[M, V], out_sum: out f32[M], out_max: out f32[M]) grid M {
+    let r = program_id();
+    var total = 0.0;
+    var m = -inf;
+    var unused = 1.0;
+    for c0 in range(0, V, B) {
+        let v = x[r, c0 + iota(B)] else -inf;
+        total += sum(where(v == -inf, 0.0, v));
+        m = max(m, max(v));
+    }
+    out_sum[r] = total;
+    out_max[r] = m;
+})";
+  ir::Function f = lower(src, "k", {{"B", "256"}});
+  auto loops = ops(f, ir::OpKind::For);
+  REQUIRE(loops.size() == 1);
+  CHECK(loops[0]->results.size() == 2);            // total and m, not unused
+  CHECK(loops[0]->regions[0].args.size() == 3);    // iv, total, m
+  const ir::Op &yield = loops[0]->regions[0].ops.back();
+  CHECK(yield.kind == ir::OpKind::Yield);
+  CHECK(yield.operands.size() == 2);
+}
+
+TEST_CASE("frontend: helper functions are inlined") {
+  const char *src = R"(
+fn silu(x) = x * sigmoid(x);
+kernel k<N: const>(a: f32[N], c: out f32[N]) grid 1 { let i = iota(N); c[i] = silu(a[i]); })";
+  ir::Function f = lower(src, "k", {{"N", "4"}});
+  CHECK(ops(f, ir::OpKind::Unary).size() == 1);
+  CHECK(ops(f, ir::OpKind::Binary).size() == 1);
+}
+
+TEST_CASE("frontend: the grid is its own block of scalar ops") {
+  ir::Function f = lower("kernel k<R: tune[4]>(x: f32[M], n: i32) grid (cdiv(M, R), n) { }", "k", {});
+  REQUIRE(f.grid.ops.back().kind == ir::OpKind::Yield);
+  CHECK(f.grid.ops.back().operands.size() == 2);
+}
+
+TEST_CASE("frontend: the AST printer shows every statement") {
+  Diagnostics d("t.tile", "");
+  ast::Module m = parse("kernel k<N: const>(x: f32[M, N]) grid M { var a = 1.0; for i in range(3) { a += 2.0; } }", d);
+  REQUIRE_FALSE(d.hasErrors());
+  std::string text = printAst(m);
+  CHECK(text.find("var a = 1 @1:43") != std::string::npos);
+  CHECK(text.find("for i in range(3)") != std::string::npos);
+  CHECK(text.find("a += 2") != std::string::npos);
+}
+
+TEST_CASE("frontend: IR printer and verifier") {
+  ir::Function f = lower("kernel k<N: const>(x: f32[N], y: out f32[N]) grid 1 { let i = iota(N); y[i] = exp(x[i]); }", "k",
+                         {{"N", "16"}});
+  std::string text = ir::print(f);
+  CHECK(text.find("unary exp") != std::string::npos);
+  CHECK(text.find("store y") != std::string::npos);
+  CHECK(ir::verify(f).empty());
+  // a broken function is reported, not accepted
+  f.body.ops[0].operands.push_back(9999);
+  CHECK_FALSE(ir::verify(f).empty());
+}
