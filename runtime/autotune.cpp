@@ -1,0 +1,91 @@
+#include "runtime/autotune.h"
+
+#include <fmt/format.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+
+#include "dsl/error.h"
+
+namespace tigon {
+
+std::vector<Bindings> tuneSpace(const ast::Kernel &k, const Bindings &fixed) {
+  std::vector<Bindings> out = {fixed};
+  for (const ast::GenericParam &g : k.generics) {
+    if (g.kind != ast::GenericParam::Kind::Tune || fixed.count(g.name)) continue;
+    std::vector<Bindings> next;
+    for (const Bindings &b : out)
+      for (int64_t v : g.choices) {
+        Bindings c = b;
+        c[g.name] = std::to_string(v);
+        next.push_back(std::move(c));
+      }
+    out = std::move(next);
+  }
+  return out;
+}
+
+Bindings defaultConfig(const ast::Kernel &k, const Bindings &fixed) { return tuneSpace(k, fixed).front(); }
+
+int64_t rowBucket(int64_t rows) {
+  int64_t b = 1;
+  while (b < rows && b < (int64_t(1) << 62)) b <<= 1;
+  return b;
+}
+
+TuneResult pickFastest(const std::vector<Bindings> &candidates, const Timer &time) {
+  TuneResult r;
+  bool found = false;
+  for (const Bindings &c : candidates) {
+    std::optional<double> ms;
+    std::string why = "does not fit the device";
+    try {
+      ms = time(c);
+    } catch (const std::exception &e) {
+      why = e.what();
+    }
+    if (!ms) {
+      ++r.rejected;
+      r.rejections.push_back(fmt::format("{}: {}", configString(c), why));
+      continue;
+    }
+    ++r.timed;
+    if (!found || *ms < r.bestMs) {
+      r.best = c;
+      r.bestMs = *ms;
+      found = true;
+    }
+  }
+  if (!found) {
+    std::string all;
+    for (const std::string &s : r.rejections) all += "\n  " + s;
+    throw Error(fmt::format("autotuning found no config that runs:{}", all));
+  }
+  return r;
+}
+
+std::string configString(const Bindings &b) {
+  std::string s;
+  for (const auto &[k, v] : b) s += (s.empty() ? "" : " ") + k + "=" + v;
+  return s;
+}
+
+Bindings parseConfig(const std::string &text) {
+  Bindings b;
+  std::istringstream in(text);
+  std::string item;
+  while (in >> item) {
+    auto eq = item.find('=');
+    if (eq == std::string::npos) throw Error(fmt::format("bad tuning config '{}'", text));
+    b[item.substr(0, eq)] = item.substr(eq + 1);
+  }
+  return b;
+}
+
+bool autotuneEnabled() {
+  const char *v = std::getenv("TIGON_AUTOTUNE");
+  return !(v && (!std::strcmp(v, "0") || !std::strcmp(v, "off") || !std::strcmp(v, "false")));
+}
+
+}  // namespace tigon

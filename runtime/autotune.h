@@ -1,0 +1,48 @@
+// The autotuner's logic, free of the GPU: the search space of a kernel's tune parameters,
+// row bucketing, and picking the fastest candidate from timings. The JIT supplies the timer
+// (device events on scratch copies of the arguments); tests supply a fake one.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dsl/ast.h"
+#include "dsl/lower.h"
+
+namespace tigon {
+
+// Every combination of the kernel's tune values, the kernel's default (the first value of
+// each) first. Bindings already fixed in `fixed` are not varied.
+std::vector<Bindings> tuneSpace(const ast::Kernel &k, const Bindings &fixed);
+
+// The kernel's default config: each tune parameter at its first value.
+Bindings defaultConfig(const ast::Kernel &k, const Bindings &fixed);
+
+// Row counts are tuned by bucket (the next power of two), so a run whose sequence lengths
+// vary tunes a handful of times, not every step.
+int64_t rowBucket(int64_t rows);
+
+struct TuneResult {
+  Bindings best;
+  double bestMs = 0;
+  int timed = 0, rejected = 0;
+  std::vector<std::string> rejections;  // "ROWS=8 WARPS=1: <why>"
+};
+
+// Times each candidate (nullopt or an exception from the timer: the config cannot run, e.g.
+// too many registers) and keeps the fastest; ties go to the earlier candidate. Throws
+// tigon::Error when no candidate can run.
+using Timer = std::function<std::optional<double>(const Bindings &)>;
+TuneResult pickFastest(const std::vector<Bindings> &candidates, const Timer &time);
+
+// "ROWS=4 WARPS=8", in name order.
+std::string configString(const Bindings &b);
+// Parses configString's output.
+Bindings parseConfig(const std::string &text);
+
+// TIGON_AUTOTUNE=0 turns timing off: the default config is used.
+bool autotuneEnabled();
+
+}  // namespace tigon
