@@ -16,6 +16,7 @@
 #include "dsl/parser.h"
 #include "runtime/builtin_kernels.h"
 #include "runtime/cuda_driver.h"
+#include "runtime/disk_cache.h"
 
 namespace {
 
@@ -31,6 +32,8 @@ usage:
   tigon ptx OP --hidden N [--dtype bf16] [--arch sm_90] [--backward] [-o FILE]
                                            PTX of a built-in op's kernels
   tigon list                               the built-in ops
+  tigon cache path|list|clear              the kernel cache ($TIGON_CACHE_DIR, else
+                                           $XDG_CACHE_HOME/tigon, else ~/.cache/tigon)
   tigon --version
 
 --arch defaults to the GPU of this machine (native). -D binds const and tune parameters;
@@ -177,6 +180,24 @@ int cmdList() {
   return 0;
 }
 
+int cmdCache(const Options &o) {
+  if (o.positional.size() != 1) throw UsageError("cache takes one of: path, list, clear");
+  const std::string &what = o.positional[0];
+  if (what == "path") {
+    fmt::print("{}\n", DiskCache::defaultDir());
+    return 0;
+  }
+  if (what != "list" && what != "clear") throw UsageError(fmt::format("cache takes path, list or clear, not '{}'", what));
+  DiskCache cache(DiskCache::defaultDir());
+  if (what == "clear") {
+    fmt::print("removed {} entries from {}\n", cache.clear(), cache.dir());
+    return 0;
+  }
+  for (const DiskCache::Listing &l : cache.list())
+    fmt::print("{}  {:>9} bytes  {}\n", l.file, l.bytes, l.key.empty() ? "(invalid entry)" : l.key);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
@@ -199,6 +220,7 @@ int main(int argc, char **argv) {
     if (cmd == "compile") return cmdCompile(o);
     if (cmd == "ptx") return cmdPtx(o);
     if (cmd == "list") return cmdList();
+    if (cmd == "cache") return cmdCache(o);
     throw UsageError(fmt::format("unknown command '{}'", cmd));
   } catch (const UsageError &e) {
     fmt::print(stderr, "tigon: {}\n(see tigon --help)\n", e.what());
