@@ -205,6 +205,7 @@ struct Verifier {
   const Type &t(ValueId id) const { return f.type(id); }
 
   void checkIndices(const Op &op, size_t nIndices, std::vector<int64_t> *shape) {
+    if (op.param < 0 || size_t(op.param) >= f.params.size()) return fail(op, "bad parameter index");
     const Param &p = f.params[size_t(op.param)];
     if (nIndices != size_t(p.rank())) {
       fail(op, fmt::format("{} indices for tensor '{}' of rank {}", nIndices, p.name, p.rank()));
