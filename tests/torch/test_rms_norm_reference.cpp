@@ -23,7 +23,7 @@ torch::ScalarType torchType(ir::DType t) {
 }
 
 KernelArg arg(const torch::Tensor &t, ir::DType dt) {
-  REQUIRE(t.scalar_type() == torchType(dt));
+  REQUIRE((t.scalar_type() == torchType(dt)));
   TensorArg a;
   a.data = t.data_ptr();
   a.dtype = dt;
