@@ -17,7 +17,11 @@ struct AstPrinter {
   std::string expr(const Expr &e) {
     switch (e.kind) {
       case Expr::Kind::Int: return std::to_string(e.ival);
-      case Expr::Kind::Float: return fmt::format("{}", e.fval);
+      case Expr::Kind::Float: {
+        std::string text = fmt::format("{}", e.fval);
+        bool looksInt = text.find_first_of(".eEn") == std::string::npos;  // keep 0.0 a float
+        return looksInt ? text + ".0" : text;
+      }
       case Expr::Kind::Name: return e.name;
       case Expr::Kind::Unary: return fmt::format("({} {})", e.name, expr(*e.operands[0]));
       case Expr::Kind::Binary:

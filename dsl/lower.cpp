@@ -85,8 +85,9 @@ struct Symbol {
 
 class Lowerer {
  public:
-  Lowerer(const Module &m, const Kernel &k, const Bindings *bindings, Diagnostics &diags)
-      : m_(m), k_(k), bindings_(bindings), diags_(diags) {}
+  // `checkDtypes`: when only checking, the dtypes to assume for dtype parameters.
+  Lowerer(const Module &m, const Kernel &k, const Bindings *bindings, Diagnostics &diags, Bindings checkDtypes = {})
+      : m_(m), k_(k), bindings_(bindings), diags_(diags), checkDtypes_(std::move(checkDtypes)) {}
 
   std::optional<ir::Function> run();
 
@@ -95,6 +96,7 @@ class Lowerer {
   const Kernel &k_;
   const Bindings *bindings_;  // null: check only
   Diagnostics &diags_;
+  Bindings checkDtypes_;
   ir::Function f_;
   std::vector<ir::Block *> blocks_;  // where ops go; blocks_[0] is the region's root block
   std::vector<std::map<std::string, Symbol>> scopes_;
@@ -145,6 +147,8 @@ class Lowerer {
   TVal materialize(const TVal &v, DType dt, SourceLoc loc) {
     if (!v.weak) return v;
     TVal r = tile(dt, v.shape, -1);
+    if (v.intConst && v.intConst->known && dt == DType::I32 && (v.intConst->value < INT32_MIN || v.intConst->value > INT32_MAX))
+      error(loc, fmt::format("the integer {} does not fit in i32; make it i64, e.g. i64({})", v.intConst->value, v.intConst->value));
     if (!lowering()) return r;
     ir::Op op = makeOp(OpKind::Const, {}, loc);
     if (v.intConst) {
@@ -152,9 +156,9 @@ class Lowerer {
       op.fval = double(v.intConst->value);
     } else {
       op.fval = v.fltConst.value_or(0.0);
-      op.ival = int64_t(op.fval);
+      op.ival = 0;
     }
-    if (dt == DType::Bool) op.ival = op.ival != 0;
+    if (dt == DType::Bool) op.ival = v.intConst ? op.ival != 0 : op.fval != 0;
     r.id = emit(std::move(op), irType(dt, {}));
     return r;
   }
@@ -210,6 +214,15 @@ class Lowerer {
   }
 
   void define(const std::string &name, Symbol sym, SourceLoc loc) {
+    DType dt;
+    if (name == "inf" || name == "nan" || name == "true" || name == "false" || ir::parseDType(name, &dt)) {
+      error(loc, fmt::format("'{}' is a predeclared name and cannot be redefined", name));
+      return;
+    }
+    if (runtimeDims_.count(name) && fnStack_.empty()) {
+      error(loc, fmt::format("'{}' is already a dimension of kernel '{}'", name, k_.name));
+      return;
+    }
     if (const Symbol *prev = lookup(name)) {
       if (prev->kind == Symbol::Kind::Param || prev->kind == Symbol::Kind::Generic)
         error(loc, fmt::format("'{}' is already a parameter of kernel '{}'", name, k_.name));
@@ -255,13 +268,11 @@ class Lowerer {
         error(e.loc, fmt::format("'{}' is a dtype; use it as a cast, e.g. {}(x)", e.name, e.name));
       else if (s->kind == Symbol::Kind::Param && s->val.param >= 0)
         return scalarParam(s->val.param, e.loc);
-      else if (inGrid_ && s->kind != Symbol::Kind::Generic && s->kind != Symbol::Kind::Param)
-        error(e.loc, fmt::format("'{}' cannot be used in the grid expression", e.name));
       else
         return s->val;
       return invalid();
     }
-    if (runtimeDims_.count(e.name)) return runtimeDim(e.name, e.loc);
+    if (runtimeDims_.count(e.name) && fnStack_.empty()) return runtimeDim(e.name, e.loc);
     if (e.name == "inf") return weakFloat(std::numeric_limits<double>::infinity());
     if (e.name == "nan") return weakFloat(std::numeric_limits<double>::quiet_NaN());
     if (e.name == "true" || e.name == "false") {
@@ -289,17 +300,23 @@ class Lowerer {
     if (a.intConst && b.intConst) {
       const Dim &x = *a.intConst, &y = *b.intConst;
       if (x.known && y.known) {
-        int64_t r;
-        if (op == "+") r = x.value + y.value;
-        else if (op == "-") r = x.value - y.value;
-        else if (op == "*") r = x.value * y.value;
+        int64_t r = 0;
+        bool overflow = false;
+        if (op == "+") overflow = __builtin_add_overflow(x.value, y.value, &r);
+        else if (op == "-") overflow = __builtin_sub_overflow(x.value, y.value, &r);
+        else if (op == "*") overflow = __builtin_mul_overflow(x.value, y.value, &r);
         else if (op == "/" || op == "%") {
           if (y.value == 0) {
             error(loc, "division by zero in a constant expression");
             return invalid();
           }
-          r = op == "/" ? x.value / y.value : x.value % y.value;
+          if (x.value == std::numeric_limits<int64_t>::min() && y.value == -1) overflow = true;
+          else r = op == "/" ? x.value / y.value : x.value % y.value;
         } else return std::nullopt;
+        if (overflow) {
+          error(loc, fmt::format("the constant {} {} {} overflows 64 bits", x.value, op, y.value));
+          return invalid();
+        }
         return weakInt(Dim::of(r));
       }
       if (op == "+" || op == "-" || op == "*" || op == "/" || op == "%")
@@ -379,6 +396,10 @@ class Lowerer {
       b = materialize(b, common, loc);
     }
     auto adopt = [&](TVal &w, const TVal &strong) {
+      if (strong.dtype == DType::Bool) {
+        error(loc, fmt::format("a number cannot meet {} in {}; use true or false", strong.typeStr(), what));
+        return false;
+      }
       if (!w.intConst) {
         if (!ir::isFloat(strong.dtype)) {
           error(loc, fmt::format("a float literal cannot meet {} in {}; cast explicitly", strong.typeStr(), what));
@@ -562,8 +583,9 @@ class Lowerer {
       }
       return unaryOp(it->second, x, e.loc);
     }
-    if (fn == "sum" || fn == "argmax" || ((fn == "min" || fn == "max") && e.args.size() >= 1 &&
-                                          (e.args.size() == 1 || !e.args[1].name.empty()))) {
+    // min/max with one tile (and perhaps axis=) reduce; with two they are elementwise
+    if (fn == "sum" || fn == "argmax" ||
+        ((fn == "min" || fn == "max") && (e.args.size() == 1 || (e.args.size() == 2 && !e.args[1].name.empty())))) {
       return reduce(e);
     }
     if (fn == "min" || fn == "max") {
@@ -600,7 +622,11 @@ class Lowerer {
   }
 
   TVal reduce(const Expr &e) {
-    auto ca = callArgs(e, 1, 2, {"axis"});
+    if (e.args.size() > 1 && e.args[1].name.empty()) {
+      error(e.args[1].value->loc, fmt::format("pass the axis of {} by name: {}(x, axis=...)", e.name, e.name));
+      return invalid();
+    }
+    auto ca = callArgs(e, 1, 1, {"axis"});
     if (!ca) return invalid();
     TVal x = requireTile(*ca->positional[0], e.name);
     if (!x.ok()) return x;
@@ -732,6 +758,10 @@ class Lowerer {
     }
     // zeros is f32 unless told; full takes its value's dtype (a literal: i32 or f32)
     DType target = dt ? *dt : !isFull ? DType::F32 : !value.weak ? value.dtype : value.intConst ? DType::I32 : DType::F32;
+    if (value.weak && !value.intConst && !ir::isFloat(target)) {
+      error(ca->positional[1]->loc, fmt::format("full: a float value cannot fill a tile of {}", ir::dtypeName(target)));
+      return invalid();
+    }
     if (value.weak) value = materialize(value, target, e.loc);
     else if (value.dtype != target) {
       error(e.loc, fmt::format("full: the value is {} but dtype is {}", value.typeStr(), ir::dtypeName(target)));
@@ -834,6 +864,10 @@ class Lowerer {
       ids.push_back(i.id);
     }
     if (!ok) return std::nullopt;
+    if (shape->size() > 2) {
+      error(e.loc, fmt::format("this access of '{}' gives a tile of rank {}; tiles have rank 0 to 2", p.name, shape->size()));
+      return std::nullopt;
+    }
     return ids;
   }
 
@@ -947,11 +981,8 @@ class Lowerer {
           }
           return store(*ca->positional[0], *ca->positional[1], e.loc, true);
         }
-        if (e.kind != Expr::Kind::Call) {
-          error(e.loc, "this expression has no effect");
-          return;
-        }
-        expr(e);
+        expr(e);  // still checked, to report errors inside it
+        error(e.loc, "this expression has no effect (only atomic_add is a statement)");
         return;
       }
     }
@@ -1060,6 +1091,11 @@ class Lowerer {
     for (const ExprPtr &r : s.range) {
       TVal v = expr(*r);
       if (!v.ok()) return;
+      if (&r == &s.range.back() && s.range.size() == 3 && v.weak && v.intConst && v.intConst->known &&
+          v.intConst->value <= 0) {
+        error(r->loc, fmt::format("the step of range must be positive, got {}", v.intConst->value));
+        return;
+      }
       if (v.weak && v.intConst) v = materialize(v, DType::I32, r->loc);
       if (v.kind != TVal::Kind::Tile || v.dtype != DType::I32 || !v.shape.empty()) {
         error(r->loc, fmt::format("range bounds must be i32 scalars, got {}", v.typeStr()));
@@ -1071,10 +1107,6 @@ class Lowerer {
     TVal lo = bounds.size() == 1 ? constant(0) : bounds[0];
     TVal hi = bounds.size() == 1 ? bounds[0] : bounds[1];
     TVal step = bounds.size() == 3 ? bounds[2] : constant(1);
-    if (s.range.size() == 3 && s.range[2]->kind == Expr::Kind::Int && s.range[2]->ival <= 0) {
-      error(s.range[2]->loc, "the step of range must be positive");
-      return;
-    }
     std::vector<std::string> carried;
     std::set<std::string> locals;
     assignedVars(s.body, carried, locals);
@@ -1137,8 +1169,10 @@ bool Lowerer::bindGenerics() {
     if (g.kind == GenericParam::Kind::DType) {
       v.kind = TVal::Kind::DType;
       v.dtype = DType::F32;
+      if (!bindings_ && checkDtypes_.count(g.name)) ir::parseDType(checkDtypes_.at(g.name), &v.dtype);
       if (bound && !ir::parseDType(*bound, &v.dtype)) {
-        error(g.loc, fmt::format("'{}' is not a dtype (for {}); use f32, f16 or bf16", *bound, g.name));
+        error(g.loc, fmt::format("'{}' is not a dtype (for {}); use {}", *bound, g.name,
+                                 g.constraint == "float" ? "f32, f16 or bf16" : "f32, f16, bf16, i32, i64 or bool"));
         ok = false;
       } else if (g.constraint == "float" && !ir::isFloat(v.dtype)) {
         error(g.loc, fmt::format("{} must be a float dtype (f32, f16, bf16), got {}", g.name, *bound));
@@ -1146,10 +1180,15 @@ bool Lowerer::bindGenerics() {
       }
       if (bindings_) f_.bindings[g.name] = ir::dtypeName(v.dtype);
     } else {
-      if (g.kind == GenericParam::Kind::Tune && g.choices.empty()) {
-        error(g.loc, fmt::format("tune parameter '{}' has no values", g.name));
-        ok = false;
-        continue;
+      if (g.kind == GenericParam::Kind::Tune) {
+        bool valid = !g.choices.empty();
+        for (int64_t c : g.choices) valid = valid && c >= 1 && (g.name != "WARPS" || (c <= 32 && !(c & (c - 1))));
+        if (!valid) {
+          error(g.loc, g.name == "WARPS" ? "WARPS values must be powers of two from 1 to 32"
+                                         : fmt::format("tune parameter '{}' needs one or more positive values", g.name));
+          ok = false;
+          continue;
+        }
       }
       Dim d = Dim::symbol(g.name);
       if (bindings_) {
@@ -1300,15 +1339,68 @@ std::optional<ir::Function> Lowerer::run() {
 
 }  // namespace
 
+namespace {
+
+// Each combination of values of a kernel's dtype parameters (f32 first), so that checking
+// catches what only breaks for, say, T=bf16.
+std::vector<Bindings> dtypeChoices(const ast::Kernel &k) {
+  std::vector<Bindings> out = {{}};
+  for (const ast::GenericParam &g : k.generics) {
+    if (g.kind != ast::GenericParam::Kind::DType) continue;
+    std::vector<const char *> dts = {"f32", "f16", "bf16"};
+    if (g.constraint == "any") dts.insert(dts.end(), {"i32", "i64"});
+    std::vector<Bindings> next;
+    for (const Bindings &b : out)
+      for (const char *dt : dts) {
+        Bindings c = b;
+        c[g.name] = dt;
+        if (next.size() < 64) next.push_back(std::move(c));
+      }
+    out = std::move(next);
+  }
+  return out;
+}
+
+const std::set<std::string> kBuiltins = {
+    "exp", "exp2", "log", "log2", "sqrt", "rsqrt", "tanh", "sigmoid", "abs", "sum", "max", "min", "argmax",
+    "where", "fma", "iota", "zeros", "full", "program_id", "num_programs", "cdiv", "atomic_add", "range",
+    "f32", "f16", "bf16", "i32", "i64", "bool"};
+
+}  // namespace
+
 void checkModule(const ast::Module &m, Diagnostics &diags) {
+  std::set<std::string> fns;
+  for (const ast::FnDef &f : m.fns) {
+    if (kBuiltins.count(f.name)) diags.error(f.loc, fmt::format("'{}' is a builtin and cannot be redefined", f.name));
+    else if (!fns.insert(f.name).second) diags.error(f.loc, fmt::format("function '{}' is defined twice", f.name));
+    std::set<std::string> params;
+    for (size_t i = 0; i < f.params.size(); ++i)
+      if (!params.insert(f.params[i]).second)
+        diags.error(f.paramLocs[i], fmt::format("parameter '{}' of '{}' is declared twice", f.params[i], f.name));
+  }
   std::set<std::string> names;
   for (const ast::Kernel &k : m.kernels) {
     if (!names.insert(k.name).second) diags.error(k.loc, fmt::format("kernel '{}' is defined twice", k.name));
-    Lowerer(m, k, nullptr, diags).run();
+    // errors that appear only for other dtypes are reported once, naming the dtypes
+    std::set<std::pair<std::pair<int, int>, std::string>> seen;
+    std::vector<Bindings> choices = dtypeChoices(k);
+    for (size_t c = 0; c < choices.size(); ++c) {
+      const Bindings &dts = choices[c];
+      Diagnostics local(diags.file(), diags.source());
+      Lowerer(m, k, nullptr, local, dts).run();
+      bool first = c == 0;
+      for (const Diagnostic &d : local.errors()) {
+        if (!seen.insert({{d.loc.line, d.loc.col}, d.message}).second) continue;
+        std::string when = dts.empty() || first ? "" : fmt::format(" (when {})", [&] {
+          std::string s;
+          for (const auto &[n, v] : dts) s += (s.empty() ? "" : ", ") + n + "=" + v;
+          return s;
+        }());
+        diags.error(d.loc, d.message + when);
+      }
+      if (diags.full()) return;
+    }
   }
-  std::set<std::string> fns;
-  for (const ast::FnDef &f : m.fns)
-    if (!fns.insert(f.name).second) diags.error(f.loc, fmt::format("function '{}' is defined twice", f.name));
 }
 
 std::optional<ir::Function> lowerKernel(const ast::Module &m, const ast::Kernel &k, const Bindings &bindings,

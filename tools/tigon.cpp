@@ -50,6 +50,7 @@ struct Options {
   Bindings bindings;
   std::optional<int64_t> hidden;
   std::string dtype = "bf16";
+  bool dtypeGiven = false;  // --dtype bf16 (without NAME=)
   bool backward = false, unaligned = false;
 };
 
@@ -77,7 +78,7 @@ Options parseOptions(int argc, char **argv, int first) {
     else if (a == "--dtype") {
       std::string v = value();
       if (v.find('=') != std::string::npos) bindingArg(v, o.bindings);
-      else o.dtype = v;
+      else o.dtype = v, o.dtypeGiven = true;
     } else if (a == "--hidden") {
       std::string v = value();
       char *end = nullptr;
@@ -151,7 +152,19 @@ int cmdCompile(const Options &o) {
     if (m.ast.kernels.size() != 1) throw UsageError("the file has several kernels; choose one with --kernel NAME");
     kernel = m.ast.kernels[0].name;
   }
-  write(o, emitStage(o, specialize(m, kernel, o.bindings)));
+  Bindings b = o.bindings;
+  if (o.dtypeGiven) {
+    // --dtype bf16 binds the kernel's one dtype parameter
+    std::vector<std::string> dtypeParams;
+    if (const ast::Kernel *k = m.ast.findKernel(kernel))
+      for (const ast::GenericParam &g : k->generics)
+        if (g.kind == ast::GenericParam::Kind::DType) dtypeParams.push_back(g.name);
+    if (dtypeParams.size() != 1)
+      throw UsageError(fmt::format("--dtype {} is ambiguous: kernel '{}' has {} dtype parameters; write --dtype NAME={}", o.dtype,
+                                   kernel, dtypeParams.size(), o.dtype));
+    b[dtypeParams[0]] = o.dtype;
+  }
+  write(o, emitStage(o, specialize(m, kernel, b)));
   return 0;
 }
 
