@@ -1,7 +1,14 @@
 // The tile IR: typed, SSA, every shape static. Produced by dsl/lower.cpp for one
 // specialization (dtypes, const and tune values bound), consumed by the interpreter and the
-// code generators. Semantics of every op are written here; docs/LANGUAGE.md says the same
-// for users. Keep the op set small: the fewest kinds that express the language.
+// code generators. Keep the op set small: the fewest kinds that express the language.
+//
+// Semantics (docs/LANGUAGE.md section 7 says the same for users; every backend follows them):
+// - f16/bf16 arithmetic is computed in f32 and rounded to nearest even after every op;
+// - min/max propagate NaN and order -0 below +0; comparisons with NaN are false except Ne;
+// - ints wrap; Div truncates toward zero; Div and Rem by zero give 0;
+// - float->int casts truncate and saturate (NaN -> 0); other casts round to nearest even;
+// - Reduce Sum of f16/bf16 accumulates in at least f32 and rounds once; Argmax gives the
+//   first index of the maximum, a NaN counting as the maximum.
 #pragma once
 #include <cstdint>
 #include <map>
