@@ -15,6 +15,9 @@ struct PtxResult {
 // or a kernel that cannot be lowered (naming the kernel and why).
 PtxResult compileToPtx(const ir::Function &f, const std::string &arch, bool wantLlvmIR = false);
 
+// The LLVM version that generates the code ("19.1.7"): part of every cache key.
+std::string compilerVersion();
+
 // The kernel's parameter list in the PTX, in order: for each tensor parameter a global
 // pointer, then its sizes (i64 each), then its strides in elements (i64 each); for each scalar
 // parameter its value (f32, i32 or i64). The entry's name is the kernel's name.

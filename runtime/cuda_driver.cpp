@@ -59,6 +59,9 @@ const Driver *load() {
   sym(d.cuEventDestroy, "cuEventDestroy");
   sym(d.cuGetErrorString, "cuGetErrorString");
   sym(d.cuLinkCreate, "cuLinkCreate");
+  sym(d.cuLinkAddData, "cuLinkAddData");
+  sym(d.cuLinkComplete, "cuLinkComplete");
+  sym(d.cuLinkDestroy, "cuLinkDestroy");
   if (!ok) return nullptr;
   CUresult r = d.cuInit(0);
   int count = 0;

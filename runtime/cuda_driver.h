@@ -38,6 +38,10 @@ struct Driver {
   CUresult (*cuEventDestroy)(CUevent);
   CUresult (*cuGetErrorString)(CUresult, const char **);
   CUresult (*cuLinkCreate)(unsigned int, CUjit_option *, void **, CUlinkState *);
+  CUresult (*cuLinkAddData)(CUlinkState, CUjitInputType, void *, size_t, const char *, unsigned int, CUjit_option *,
+                            void **);
+  CUresult (*cuLinkComplete)(CUlinkState, void **, size_t *);
+  CUresult (*cuLinkDestroy)(CUlinkState);
 };
 
 // The loaded driver, or nullptr when there is none (no libcuda, or cuInit fails).

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "dsl/error.h"
+#include "runtime/autotune.h"
 #include "runtime/cuda_driver.h"
 #include "runtime/interpreter.h"
 
@@ -21,19 +22,58 @@ void ensureContext() {
   cuda::check(d.cuCtxSetCurrent(ctx), "cuCtxSetCurrent");
 }
 
-GpuKernel::GpuKernel(const ir::Function &f, const std::string &ptx) : f_(f) {
+std::string ptxToCubin(const std::string &ptx, const std::string &kernelName) {
   ensureContext();
   const cuda::Driver &d = cuda::driver();
   char log[8192] = {0};
   CUjit_option opts[] = {CU_JIT_ERROR_LOG_BUFFER, CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES};
   void *vals[] = {log, reinterpret_cast<void *>(uintptr_t(sizeof(log)))};
-  CUresult r = d.cuModuleLoadDataEx(&module_, ptx.c_str(), 2, opts, vals);
+  CUlinkState link = nullptr;
+  cuda::check(d.cuLinkCreate(2, opts, vals, &link), "cuLinkCreate");
+  std::string cubin;
+  CUresult r = d.cuLinkAddData(link, CU_JIT_INPUT_PTX, const_cast<char *>(ptx.c_str()), ptx.size() + 1,
+                               kernelName.c_str(), 0, nullptr, nullptr);
+  void *image = nullptr;
+  size_t size = 0;
+  if (r == CUDA_SUCCESS) r = d.cuLinkComplete(link, &image, &size);
+  if (r == CUDA_SUCCESS) cubin.assign(static_cast<const char *>(image), size);
+  d.cuLinkDestroy(link);
+  if (r != CUDA_SUCCESS) {
+    const char *msg = nullptr;
+    d.cuGetErrorString(r, &msg);
+    throw Error(fmt::format("compiling the PTX of '{}' failed: {}\n{}", kernelName, msg ? msg : "unknown error", log));
+  }
+  return cubin;
+}
+
+GpuKernel::GpuKernel(const ir::Function &f, const std::string &image) : f_(f) {
+  ensureContext();
+  const cuda::Driver &d = cuda::driver();
+  char log[8192] = {0};
+  CUjit_option opts[] = {CU_JIT_ERROR_LOG_BUFFER, CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES};
+  void *vals[] = {log, reinterpret_cast<void *>(uintptr_t(sizeof(log)))};
+  CUresult r = d.cuModuleLoadDataEx(&module_, image.c_str(), 2, opts, vals);
   if (r != CUDA_SUCCESS) {
     const char *msg = nullptr;
     d.cuGetErrorString(r, &msg);
     throw Error(fmt::format("loading kernel '{}' failed: {}\n{}", f.name, msg ? msg : "unknown error", log));
   }
   cuda::check(d.cuModuleGetFunction(&function_, module_, f.name.c_str()), "cuModuleGetFunction " + f.name);
+  int maxThreads = 0;
+  cuda::check(d.cuFuncGetAttribute(&maxThreads, CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK, function_), "cuFuncGetAttribute");
+  if (maxThreads < 32 * f.warps) {
+    int regs = registersPerThread();
+    d.cuModuleUnload(module_);
+    module_ = nullptr;
+    throw Error(fmt::format("kernel '{}' ({}) does not fit: {} registers per thread allow {} threads per block, it needs {}",
+                            f.name, configString(f.bindings), regs, maxThreads, 32 * f.warps));
+  }
+}
+
+int GpuKernel::localBytesPerThread() const {
+  int bytes = 0;
+  cuda::check(cuda::driver().cuFuncGetAttribute(&bytes, CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES, function_), "cuFuncGetAttribute");
+  return bytes;
 }
 
 GpuKernel::~GpuKernel() {
@@ -81,11 +121,7 @@ void GpuKernel::launch(const std::vector<KernelArg> &args, CUstream stream) cons
   unsigned threads = unsigned(32 * f_.warps);
   cuda::check(cuda::driver().cuLaunchKernel(function_, unsigned(grid[0]), unsigned(grid[1]), unsigned(grid[2]), threads, 1, 1, 0,
                                             stream, ptrs.data(), nullptr),
-              fmt::format("launching kernel '{}' ({})", f_.name, [&] {
-                std::string cfg;
-                for (auto &[k, v] : f_.bindings) cfg += (cfg.empty() ? "" : " ") + k + "=" + v;
-                return cfg;
-              }()));
+              fmt::format("launching kernel '{}' ({})", f_.name, configString(f_.bindings)));
 }
 
 }  // namespace tigon

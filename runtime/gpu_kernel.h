@@ -14,9 +14,10 @@ namespace tigon {
 
 class GpuKernel {
  public:
-  // Loads the PTX through the driver's JIT for the current device; throws tigon::Error with
-  // the JIT log on failure.
-  GpuKernel(const ir::Function &f, const std::string &ptx);
+  // Loads a module image (a cubin, or PTX that the driver then compiles) for the current
+  // device; throws tigon::Error with the driver's log on failure, or when the compiled kernel
+  // cannot run 32 * warps threads (too many registers per thread).
+  GpuKernel(const ir::Function &f, const std::string &image);
   ~GpuKernel();
   GpuKernel(const GpuKernel &) = delete;
   GpuKernel &operator=(const GpuKernel &) = delete;
@@ -26,6 +27,7 @@ class GpuKernel {
   void launch(const std::vector<KernelArg> &args, CUstream stream = nullptr) const;
 
   int registersPerThread() const;
+  int localBytesPerThread() const;  // spills and stack: should be 0
 
  private:
   const ir::Function f_;  // a copy: the kernel outlives the caller's IR
@@ -35,5 +37,8 @@ class GpuKernel {
 
 // Makes the device's primary context current on this thread (once per thread).
 void ensureContext();
+
+// PTX -> cubin for the current device through the driver's linker (ptxas inside the driver).
+std::string ptxToCubin(const std::string &ptx, const std::string &kernelName);
 
 }  // namespace tigon

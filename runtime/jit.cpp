@@ -1,0 +1,134 @@
+#include "runtime/jit.h"
+
+#include <chrono>
+#include <cstdlib>
+#include <future>
+#include <thread>
+
+#include "codegen/llvm_backend.h"
+#include "dsl/error.h"
+#include "runtime/cuda_driver.h"
+#include "runtime/log.h"
+
+namespace tigon {
+
+namespace {
+
+double msSince(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+std::string defaultBackend() {
+  const char *b = std::getenv("TIGON_BACKEND");
+  std::string name = b && *b ? b : "llvm";
+  if (name != "llvm") throw Error(fmt::format("TIGON_BACKEND={}: unknown backend (available: llvm)", name));
+  return name;
+}
+
+std::string kernelKey(const TileModule &m, const std::string &kernel, const Bindings &b, const std::string &arch,
+                      const std::string &backend, const std::vector<bool> &aligned) {
+  std::string align;
+  for (bool a : aligned) align += a ? '1' : '0';
+  return fmt::format("tigon {} | {} {} | {} | source {} | {} | {} | align {}", TIGON_VERSION, backend,
+                     codegen::compilerVersion(), arch, hex64(fnv1a64(m.source)), kernel, configString(b), align);
+}
+
+Jit &Jit::instance() {
+  static Jit jit(DiskCache::defaultDir());
+  return jit;
+}
+
+Jit::Jit(const std::string &cacheDir) : disk_(cacheDir), backend_(defaultBackend()) {}
+
+std::string Jit::arch() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (arch_.empty()) arch_ = cuda::nativeArch();
+  return arch_;
+}
+
+std::shared_ptr<const CompiledKernel> Jit::kernel(const TileModule &m, const std::string &kernel, const Bindings &b,
+                                                  const std::vector<bool> &aligned) {
+  std::string key = kernelKey(m, kernel, b, arch(), backend_, aligned);
+  std::shared_ptr<Slot> slot;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto &s = kernels_[key];
+    if (!s) s = std::make_shared<Slot>();
+    slot = s;
+  }
+  // two threads asking for the same kernel compile it once; a failure lets a later call retry
+  std::call_once(slot->once, [&] { slot->kernel = build(m, kernel, b, aligned, key); });
+  return slot->kernel;
+}
+
+std::shared_ptr<const CompiledKernel> Jit::build(const TileModule &m, const std::string &kernel, const Bindings &b,
+                                                 const std::vector<bool> &aligned, const std::string &key) {
+  auto t0 = std::chrono::steady_clock::now();
+  auto ck = std::make_shared<CompiledKernel>();
+  ck->ir = specialize(m, kernel, b);
+  size_t t = 0;
+  for (ir::Param &p : ck->ir.params)
+    if (p.kind == ir::Param::Kind::Tensor) p.aligned16 = t < aligned.size() ? aligned[t++] : false;
+
+  if (auto entry = disk_.load(key); entry && entry->count("cubin")) {
+    try {
+      ck->gpu = std::make_unique<GpuKernel>(ck->ir, entry->at("cubin"));
+      ck->ptx = entry->count("ptx") ? entry->at("ptx") : "";
+      ck->fromDisk = true;
+    } catch (const Error &e) {
+      log::warn("cached kernel {} did not load ({}); recompiling", kernel, e.what());
+    }
+  }
+  if (!ck->gpu) {
+    ck->ptx = codegen::compileToPtx(ck->ir, arch()).ptx;
+    std::string cubin = ptxToCubin(ck->ptx, kernel);
+    ck->gpu = std::make_unique<GpuKernel>(ck->ir, cubin);
+    disk_.store(key, {{"ptx", ck->ptx}, {"cubin", cubin}});
+  }
+  ck->millis = msSince(t0);
+  (ck->fromDisk ? counters_.loadedFromDisk : counters_.compiled)++;
+  log::info("{} {} ({}) for {} in {:.1f} ms", ck->fromDisk ? "loaded" : "compiled", kernel, configString(b), arch(),
+            ck->millis);
+  return ck;
+}
+
+Bindings Jit::tuned(const TileModule &m, const std::string &kernel, const Bindings &fixed,
+                    const std::vector<bool> &aligned, const std::string &tuneKey, const KernelTimer &time) {
+  std::string key = fmt::format("tune | {} | {} | {} | {}", arch(), backend_, hex64(fnv1a64(m.source)), tuneKey);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (auto it = tunings_.find(key); it != tunings_.end()) return it->second;
+  }
+  const ast::Kernel *k = m.ast.findKernel(kernel);
+  if (!k) throw Error(fmt::format("no kernel '{}' in {}", kernel, m.path));
+  Bindings chosen;
+  if (auto entry = disk_.load(key); entry && entry->count("config")) {
+    chosen = parseConfig(entry->at("config"));
+    for (auto &[name, value] : fixed) chosen[name] = value;
+  } else if (!autotuneEnabled()) {
+    chosen = defaultConfig(*k, fixed);
+  } else {
+    auto t0 = std::chrono::steady_clock::now();
+    std::vector<Bindings> candidates = tuneSpace(*k, fixed);
+    // compile every candidate at once (LLVM and the driver's ptxas run in parallel threads)
+    std::map<std::string, std::shared_future<std::shared_ptr<const CompiledKernel>>> compiled;
+    for (const Bindings &c : candidates)
+      compiled[configString(c)] = std::async(std::launch::async, [&, c] { return this->kernel(m, kernel, c, aligned); }).share();
+    TuneResult r = pickFastest(candidates, [&](const Bindings &c) -> std::optional<double> {
+      return time(*compiled.at(configString(c)).get());
+    });
+    chosen = r.best;
+    disk_.store(key, {{"config", configString(chosen)}});
+    counters_.tunings++;
+    log::info("tuned {} [{}]: {} ({:.3f} ms; {} timed, {} rejected) in {:.0f} ms", kernel, tuneKey, configString(chosen),
+              r.bestMs, r.timed, r.rejected, msSince(t0));
+    for (const std::string &why : r.rejections) log::info("  rejected {}", why);
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  tunings_[key] = chosen;
+  return chosen;
+}
+
+}  // namespace tigon
