@@ -29,8 +29,10 @@ usage:
   tigon compile FILE.tile [--kernel NAME] [-D NAME=VALUE]... [--dtype T=bf16]...
                 [--arch sm_90|native] [--emit ast|ir|llvm|ptx] [--unaligned] [-o FILE]
                                            print one stage (default: ptx)
-  tigon ptx OP --hidden N [--dtype bf16] [--arch sm_90] [--backward] [-o FILE]
-                                           PTX of a built-in op's kernels
+  tigon ptx OP --hidden N [--dtype bf16] [--arch sm_90] [--backward | --kernel NAME]
+                [-D NAME=VALUE]... [--emit llvm|ptx|ir] [-o FILE]
+                                           PTX of a built-in op's kernel (forward, the
+                                           first backward kernel, or the one named)
   tigon list                               the built-in ops
   tigon cache path|list|clear              the kernel cache ($TIGON_CACHE_DIR, else
                                            $XDG_CACHE_HOME/tigon, else ~/.cache/tigon)
@@ -176,13 +178,13 @@ int cmdPtx(const Options &o) {
   Bindings b = o.bindings;
   b[op.hiddenParam] = std::to_string(*o.hidden);
   b[op.dtypeParam] = o.dtype;
-  std::vector<std::string> kernels = o.backward ? op.backward : std::vector<std::string>{op.forward};
-  std::string out;
-  for (const std::string &k : kernels) {
-    if (kernels.size() > 1) out += fmt::format("// ---- kernel {} ----\n", k);
-    out += emitStage(o, specialize(m, k, b));
-  }
-  write(o, out);
+  // one kernel per module: the forward, the first backward kernel, or any of the op's by --kernel
+  std::vector<std::string> all = {op.forward};
+  all.insert(all.end(), op.backward.begin(), op.backward.end());
+  std::string kernel = !o.kernel.empty() ? o.kernel : o.backward ? op.backward.front() : op.forward;
+  if (std::find(all.begin(), all.end(), kernel) == all.end())
+    throw UsageError(fmt::format("op {} has no kernel '{}' (its kernels: {})", op.name, kernel, fmt::join(all, ", ")));
+  write(o, emitStage(o, specialize(m, kernel, b)));
   return 0;
 }
 
