@@ -129,9 +129,9 @@ TEST_CASE("frontend: the AST printer shows every statement") {
   ast::Module m = parse("kernel k<N: const>(x: f32[M, N]) grid M { var a = 1.0; for i in range(3) { a += 2.0; } }", d);
   REQUIRE_FALSE(d.hasErrors());
   std::string text = printAst(m);
-  CHECK(text.find("var a = 1 @1:43") != std::string::npos);
+  CHECK(text.find("var a = 1.0 @1:43") != std::string::npos);
   CHECK(text.find("for i in range(3)") != std::string::npos);
-  CHECK(text.find("a += 2") != std::string::npos);
+  CHECK(text.find("a += 2.0") != std::string::npos);
 }
 
 TEST_CASE("frontend: IR printer and verifier") {
