@@ -98,10 +98,10 @@ void check(CUresult r, const std::string &what) {
   throw Error(fmt::format("{}: {} (CUDA error {})", what, msg ? msg : "unknown error", int(r)));
 }
 
-std::string nativeArch() {
+std::string nativeArch(int device) {
   const Driver &d = driver();
   CUdevice dev;
-  check(d.cuDeviceGet(&dev, 0), "cuDeviceGet");
+  check(d.cuDeviceGet(&dev, device), "cuDeviceGet");
   int major = 0, minor = 0;
   check(d.cuDeviceGetAttribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, dev), "cuDeviceGetAttribute");
   check(d.cuDeviceGetAttribute(&minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, dev), "cuDeviceGetAttribute");

@@ -51,7 +51,7 @@ const Driver &driver();
 // Throws tigon::Error "<what>: <driver message>" when r is not CUDA_SUCCESS.
 void check(CUresult r, const std::string &what);
 
-// The current device's compute capability as "sm_XY"; throws when there is no GPU.
-std::string nativeArch();
+// A device's compute capability as "sm_XY"; throws when there is no GPU.
+std::string nativeArch(int device = 0);
 
 }  // namespace tigon::cuda

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <cstring>
+#include <map>
+#include <mutex>
 
 #include "dsl/error.h"
 #include "runtime/autotune.h"
@@ -11,19 +13,28 @@
 
 namespace tigon {
 
-void ensureContext() {
+void ensureContext(int device) {
   const cuda::Driver &d = cuda::driver();
-  CUcontext ctx = nullptr;
-  cuda::check(d.cuCtxGetCurrent(&ctx), "cuCtxGetCurrent");
-  if (ctx) return;
-  CUdevice dev;
-  cuda::check(d.cuDeviceGet(&dev, 0), "cuDeviceGet");
-  cuda::check(d.cuDevicePrimaryCtxRetain(&ctx, dev), "cuDevicePrimaryCtxRetain");
-  cuda::check(d.cuCtxSetCurrent(ctx), "cuCtxSetCurrent");
+  static std::mutex mutex;
+  static std::map<int, CUcontext> primary;  // retained once per device, never released
+  CUcontext want;
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    CUcontext &ctx = primary[device];
+    if (!ctx) {
+      CUdevice dev;
+      cuda::check(d.cuDeviceGet(&dev, device), fmt::format("cuDeviceGet({})", device));
+      cuda::check(d.cuDevicePrimaryCtxRetain(&ctx, dev), "cuDevicePrimaryCtxRetain");
+    }
+    want = ctx;
+  }
+  CUcontext current = nullptr;
+  cuda::check(d.cuCtxGetCurrent(&current), "cuCtxGetCurrent");
+  if (current != want) cuda::check(d.cuCtxSetCurrent(want), "cuCtxSetCurrent");
 }
 
-std::string ptxToCubin(const std::string &ptx, const std::string &kernelName) {
-  ensureContext();
+std::string ptxToCubin(const std::string &ptx, const std::string &kernelName, int device) {
+  ensureContext(device);
   const cuda::Driver &d = cuda::driver();
   char log[8192] = {0};
   CUjit_option opts[] = {CU_JIT_ERROR_LOG_BUFFER, CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES};
@@ -46,8 +57,8 @@ std::string ptxToCubin(const std::string &ptx, const std::string &kernelName) {
   return cubin;
 }
 
-GpuKernel::GpuKernel(const ir::Function &f, const std::string &image) : f_(f) {
-  ensureContext();
+GpuKernel::GpuKernel(const ir::Function &f, const std::string &image, int device) : f_(f), device_(device) {
+  ensureContext(device);
   const cuda::Driver &d = cuda::driver();
   char log[8192] = {0};
   CUjit_option opts[] = {CU_JIT_ERROR_LOG_BUFFER, CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES};
@@ -87,6 +98,7 @@ int GpuKernel::registersPerThread() const {
 }
 
 void GpuKernel::launch(const std::vector<KernelArg> &args, CUstream stream) const {
+  ensureContext(device_);
   checkArgs(f_, args);
   std::array<int64_t, 3> grid = evalGrid(f_, args);
   for (int64_t g : grid)

@@ -17,7 +17,7 @@ class GpuKernel {
   // Loads a module image (a cubin, or PTX that the driver then compiles) for the current
   // device; throws tigon::Error with the driver's log on failure, or when the compiled kernel
   // cannot run 32 * warps threads (too many registers per thread).
-  GpuKernel(const ir::Function &f, const std::string &image);
+  GpuKernel(const ir::Function &f, const std::string &image, int device = 0);
   ~GpuKernel();
   GpuKernel(const GpuKernel &) = delete;
   GpuKernel &operator=(const GpuKernel &) = delete;
@@ -31,14 +31,15 @@ class GpuKernel {
 
  private:
   const ir::Function f_;  // a copy: the kernel outlives the caller's IR
+  int device_;
   CUmodule module_ = nullptr;
   CUfunction function_ = nullptr;
 };
 
-// Makes the device's primary context current on this thread (once per thread).
-void ensureContext();
+// Makes the device's primary context (the one PyTorch uses too) current on this thread.
+void ensureContext(int device = 0);
 
-// PTX -> cubin for the current device through the driver's linker (ptxas inside the driver).
-std::string ptxToCubin(const std::string &ptx, const std::string &kernelName);
+// PTX -> cubin for a device through the driver's linker (ptxas inside the driver).
+std::string ptxToCubin(const std::string &ptx, const std::string &kernelName, int device = 0);
 
 }  // namespace tigon

@@ -40,16 +40,16 @@ class Jit {
   // The compiled kernel for complete bindings (every const and tune value bound) and the
   // alignment of each tensor parameter (in parameter order; scalars ignored).
   std::shared_ptr<const CompiledKernel> kernel(const TileModule &m, const std::string &kernel, const Bindings &b,
-                                               const std::vector<bool> &aligned);
+                                               const std::vector<bool> &aligned, int device = 0);
 
   // The config (tune values) to use for a call: remembered, read from disk, the default
   // (TIGON_AUTOTUNE=0), or found by timing every candidate with `time` and then persisted.
   // `tuneKey` names the call's class: op, dtype, const values and row bucket.
   using KernelTimer = std::function<double(const CompiledKernel &)>;
   Bindings tuned(const TileModule &m, const std::string &kernel, const Bindings &fixed, const std::vector<bool> &aligned,
-                 const std::string &tuneKey, const KernelTimer &time);
+                 const std::string &tuneKey, const KernelTimer &time, int device = 0);
 
-  std::string arch();
+  std::string arch(int device = 0);
   std::string backend() const { return backend_; }
   DiskCache &disk() { return disk_; }
 
@@ -65,14 +65,14 @@ class Jit {
   };
   DiskCache disk_;
   std::string backend_;
-  std::string arch_;
+  std::map<int, std::string> arch_;
   std::mutex mutex_;
   std::map<std::string, std::shared_ptr<Slot>> kernels_;
   std::map<std::string, Bindings> tunings_;
   Counters counters_;
 
   std::shared_ptr<const CompiledKernel> build(const TileModule &m, const std::string &kernel, const Bindings &b,
-                                              const std::vector<bool> &aligned, const std::string &key);
+                                              const std::vector<bool> &aligned, const std::string &key, int device);
 };
 
 // The backend the JIT uses: TIGON_BACKEND (llvm, the default).
