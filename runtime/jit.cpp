@@ -42,29 +42,30 @@ Jit &Jit::instance() {
 
 Jit::Jit(const std::string &cacheDir) : disk_(cacheDir), backend_(defaultBackend()) {}
 
-std::string Jit::arch() {
+std::string Jit::arch(int device) {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (arch_.empty()) arch_ = cuda::nativeArch();
-  return arch_;
+  std::string &a = arch_[device];
+  if (a.empty()) a = cuda::nativeArch(device);
+  return a;
 }
 
 std::shared_ptr<const CompiledKernel> Jit::kernel(const TileModule &m, const std::string &kernel, const Bindings &b,
-                                                  const std::vector<bool> &aligned) {
-  std::string key = kernelKey(m, kernel, b, arch(), backend_, aligned);
+                                                  const std::vector<bool> &aligned, int device) {
+  std::string key = kernelKey(m, kernel, b, arch(device), backend_, aligned);
   std::shared_ptr<Slot> slot;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    auto &s = kernels_[key];
+    auto &s = kernels_[fmt::format("{} | device {}", key, device)];  // a loaded module serves one device
     if (!s) s = std::make_shared<Slot>();
     slot = s;
   }
   // two threads asking for the same kernel compile it once; a failure lets a later call retry
-  std::call_once(slot->once, [&] { slot->kernel = build(m, kernel, b, aligned, key); });
+  std::call_once(slot->once, [&] { slot->kernel = build(m, kernel, b, aligned, key, device); });
   return slot->kernel;
 }
 
 std::shared_ptr<const CompiledKernel> Jit::build(const TileModule &m, const std::string &kernel, const Bindings &b,
-                                                 const std::vector<bool> &aligned, const std::string &key) {
+                                                 const std::vector<bool> &aligned, const std::string &key, int device) {
   auto t0 = std::chrono::steady_clock::now();
   auto ck = std::make_shared<CompiledKernel>();
   ck->ir = specialize(m, kernel, b);
@@ -74,7 +75,7 @@ std::shared_ptr<const CompiledKernel> Jit::build(const TileModule &m, const std:
 
   if (auto entry = disk_.load(key); entry && entry->count("cubin")) {
     try {
-      ck->gpu = std::make_unique<GpuKernel>(ck->ir, entry->at("cubin"));
+      ck->gpu = std::make_unique<GpuKernel>(ck->ir, entry->at("cubin"), device);
       ck->ptx = entry->count("ptx") ? entry->at("ptx") : "";
       ck->fromDisk = true;
     } catch (const Error &e) {
@@ -82,21 +83,22 @@ std::shared_ptr<const CompiledKernel> Jit::build(const TileModule &m, const std:
     }
   }
   if (!ck->gpu) {
-    ck->ptx = codegen::compileToPtx(ck->ir, arch()).ptx;
-    std::string cubin = ptxToCubin(ck->ptx, kernel);
-    ck->gpu = std::make_unique<GpuKernel>(ck->ir, cubin);
+    ck->ptx = codegen::compileToPtx(ck->ir, arch(device)).ptx;
+    std::string cubin = ptxToCubin(ck->ptx, kernel, device);
+    ck->gpu = std::make_unique<GpuKernel>(ck->ir, cubin, device);
     disk_.store(key, {{"ptx", ck->ptx}, {"cubin", cubin}});
   }
   ck->millis = msSince(t0);
   (ck->fromDisk ? counters_.loadedFromDisk : counters_.compiled)++;
-  log::info("{} {} ({}) for {} in {:.1f} ms", ck->fromDisk ? "loaded" : "compiled", kernel, configString(b), arch(),
+  log::info("{} {} ({}) for {} in {:.1f} ms", ck->fromDisk ? "loaded" : "compiled", kernel, configString(b), arch(device),
             ck->millis);
   return ck;
 }
 
 Bindings Jit::tuned(const TileModule &m, const std::string &kernel, const Bindings &fixed,
-                    const std::vector<bool> &aligned, const std::string &tuneKey, const KernelTimer &time) {
-  std::string key = fmt::format("tune | {} | {} | {} | {}", arch(), backend_, hex64(fnv1a64(m.source)), tuneKey);
+                    const std::vector<bool> &aligned, const std::string &tuneKey, const KernelTimer &time,
+                    int device) {
+  std::string key = fmt::format("tune | {} | {} | {} | {}", arch(device), backend_, hex64(fnv1a64(m.source)), tuneKey);
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (auto it = tunings_.find(key); it != tunings_.end()) return it->second;
@@ -115,7 +117,8 @@ Bindings Jit::tuned(const TileModule &m, const std::string &kernel, const Bindin
     // compile every candidate at once (LLVM and the driver's ptxas run in parallel threads)
     std::map<std::string, std::shared_future<std::shared_ptr<const CompiledKernel>>> compiled;
     for (const Bindings &c : candidates)
-      compiled[configString(c)] = std::async(std::launch::async, [&, c] { return this->kernel(m, kernel, c, aligned); }).share();
+      compiled[configString(c)] =
+          std::async(std::launch::async, [&, c] { return this->kernel(m, kernel, c, aligned, device); }).share();
     TuneResult r = pickFastest(candidates, [&](const Bindings &c) -> std::optional<double> {
       return time(*compiled.at(configString(c)).get());
     });
