@@ -179,8 +179,8 @@ int cmdPtx(const Options &o) {
   b[op.hiddenParam] = std::to_string(*o.hidden);
   b[op.dtypeParam] = o.dtype;
   // one kernel per module: the forward, the first backward kernel, or any of the op's by --kernel
-  std::vector<std::string> all = {op.forward};
-  all.insert(all.end(), op.backward.begin(), op.backward.end());
+  std::vector<std::string> all;
+  for (const ast::Kernel &k : m.ast.kernels) all.push_back(k.name);
   std::string kernel = !o.kernel.empty() ? o.kernel : o.backward ? op.backward.front() : op.forward;
   if (std::find(all.begin(), all.end(), kernel) == all.end())
     throw UsageError(fmt::format("op {} has no kernel '{}' (its kernels: {})", op.name, kernel, fmt::join(all, ", ")));

@@ -1,0 +1,16 @@
+// torch.ops.tigon.*: the op layer registered with the PyTorch dispatcher. One implementation
+// serves CPU and CUDA tensors (it dispatches on the device itself); autograd and the fake
+// (meta) implementations for torch.compile are registered from Python (tigon/_ops.py).
+#include <torch/library.h>
+
+#include "ops/ops.h"
+
+TORCH_LIBRARY(tigon, m) {
+  m.def("rms_norm_fwd(Tensor x, Tensor? weight, float eps, float offset, str casting_mode) -> (Tensor, Tensor)");
+  m.def("rms_norm_bwd(Tensor dy, Tensor x, Tensor? weight, Tensor rstd, float offset, bool dx_in_dy) -> (Tensor, Tensor)");
+}
+
+TORCH_LIBRARY_IMPL(tigon, CompositeExplicitAutograd, m) {
+  m.impl("rms_norm_fwd", &tigon::ops::rms_norm_fwd);
+  m.impl("rms_norm_bwd", &tigon::ops::rms_norm_bwd);
+}

@@ -1,0 +1,123 @@
+#include "ops/torch_bridge.h"
+
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAStream.h>
+#include <fmt/format.h>
+
+#include <map>
+#include <memory>
+#include <mutex>
+
+#include "dsl/error.h"
+#include "runtime/autotune.h"
+#include "runtime/builtin_kernels.h"
+#include "runtime/interpreter.h"
+#include "runtime/jit.h"
+#include "runtime/scratch_timer.h"
+
+namespace tigon::ops {
+
+ir::DType dtypeOf(const at::Tensor &t) {
+  switch (t.scalar_type()) {
+    case at::kFloat: return ir::DType::F32;
+    case at::kHalf: return ir::DType::F16;
+    case at::kBFloat16: return ir::DType::BF16;
+    case at::kInt: return ir::DType::I32;
+    case at::kLong: return ir::DType::I64;
+    case at::kBool: return ir::DType::Bool;
+    default: TORCH_CHECK_TYPE(false, "tigon: unsupported dtype ", t.scalar_type());
+  }
+}
+
+at::ScalarType scalarTypeOf(ir::DType t) {
+  switch (t) {
+    case ir::DType::F32: return at::kFloat;
+    case ir::DType::F16: return at::kHalf;
+    case ir::DType::BF16: return at::kBFloat16;
+    case ir::DType::I32: return at::kInt;
+    case ir::DType::I64: return at::kLong;
+    case ir::DType::Bool: return at::kBool;
+  }
+  return at::kFloat;
+}
+
+KernelArg tensorArg(const at::Tensor &t) {
+  TORCH_CHECK(t.dim() == 0 || t.stride(-1) == 1 || t.size(-1) <= 1, "tigon: the last dimension must be contiguous");
+  TensorArg a;
+  a.data = t.data_ptr();
+  a.dtype = dtypeOf(t);
+  a.sizes = t.sizes().vec();
+  a.strides = t.strides().vec();
+  return KernelArg::of(std::move(a));
+}
+
+const TileModule &builtinModule(const std::string &file) {
+  static std::mutex mutex;
+  static std::map<std::string, std::unique_ptr<TileModule>> modules;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto &m = modules[file];
+  if (!m) m = std::make_unique<TileModule>(loadTileSource(file, builtinKernelSources().at(file)));
+  return *m;
+}
+
+int64_t parallelism(const at::Device &device) {
+  if (!device.is_cuda()) return 4;
+  static std::map<int, int64_t> sms;
+  static std::mutex mutex;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto &n = sms[device.index()];
+  if (!n) n = at::cuda::getDeviceProperties(device.index())->multiProcessorCount;
+  return n;
+}
+
+namespace {
+
+// 16-byte alignment of every tensor argument: base pointer and every stride but the last.
+std::vector<bool> alignment(const std::vector<KernelArg> &args) {
+  std::vector<bool> out;
+  for (const KernelArg &a : args) {
+    if (a.kind != KernelArg::Kind::Tensor) continue;
+    int64_t bytes = ir::dtypeBytes(a.tensor.dtype);
+    bool ok = reinterpret_cast<uintptr_t>(a.tensor.data) % 16 == 0;
+    for (size_t d = 0; d + 1 < a.tensor.strides.size(); ++d) ok = ok && (a.tensor.strides[d] * bytes) % 16 == 0;
+    out.push_back(ok);
+  }
+  return out;
+}
+
+// The CPU path: the interpreter on the kernel specialized with its default tune values.
+void interpretOnCpu(const TileModule &m, const std::string &kernel, const Bindings &fixed, const std::vector<KernelArg> &args) {
+  static std::mutex mutex;
+  static std::map<std::string, std::shared_ptr<const ir::Function>> specialized;
+  const ast::Kernel *k = m.ast.findKernel(kernel);
+  if (!k) throw Error(fmt::format("no kernel '{}' in {}", kernel, m.path));
+  Bindings b = defaultConfig(*k, fixed);
+  std::string key = fmt::format("{} {} {}", m.path, kernel, configString(b));
+  std::shared_ptr<const ir::Function> f;
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto &slot = specialized[key];
+    if (!slot) slot = std::make_shared<const ir::Function>(specialize(m, kernel, b));
+    f = slot;
+  }
+  interpret(*f, args);
+}
+
+}  // namespace
+
+void runKernel(const TileModule &m, const std::string &kernel, const Bindings &fixed, const std::vector<KernelArg> &args,
+               const at::Device &device, int64_t rows) {
+  guarded([&] {
+    if (!device.is_cuda()) return interpretOnCpu(m, kernel, fixed, args);
+    int index = device.index();
+    CUstream stream = c10::cuda::getCurrentCUDAStream(index).stream();
+    std::vector<bool> aligned = alignment(args);
+    Jit &jit = Jit::instance();
+    std::string tuneKey = fmt::format("{} {} rows~{}", kernel, configString(fixed), rowBucket(rows));
+    Bindings b = jit.tuned(m, kernel, fixed, aligned, tuneKey,
+                           [&](const CompiledKernel &k) { return timeOnScratch(*k.gpu, k.ir, args, stream); }, index);
+    jit.kernel(m, kernel, b, aligned, index)->gpu->launch(args, stream);
+  });
+}
+
+}  // namespace tigon::ops

@@ -1,0 +1,17 @@
+"""tigon: fused, autotuned kernels for LLM and vision-language training, compiled from .tile
+files at run time. CUDA tensors run JIT-compiled GPU kernels; CPU tensors run the same
+kernels in tigon's interpreter.
+
+    import tigon
+    y = tigon.rms_norm(x, weight, eps=1e-6)
+"""
+from . import _library
+
+_library.load()
+
+from ._ops import rms_norm  # noqa: E402
+from . import nn  # noqa: E402
+from ._cache import cache_dir, clear_cache  # noqa: E402
+
+__version__ = "0.1.0"
+__all__ = ["rms_norm", "nn", "cache_dir", "clear_cache"]

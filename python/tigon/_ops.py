@@ -1,0 +1,47 @@
+"""The functional ops: torch.ops.tigon.* with autograd and fake (meta) implementations, so
+they train and trace under torch.compile(fullgraph=True) without graph breaks."""
+import torch
+
+_CASTING_MODES = ("llama", "gemma", "none")
+
+
+# ---- RMSNorm ------------------------------------------------------------------------------
+
+@torch.library.register_fake("tigon::rms_norm_fwd")
+def _rms_norm_fwd_fake(x, weight, eps, offset, casting_mode):
+    return x.new_empty(x.shape), x.new_empty(x.shape[:-1], dtype=torch.float32)
+
+
+@torch.library.register_fake("tigon::rms_norm_bwd")
+def _rms_norm_bwd_fake(dy, x, weight, rstd, offset, dx_in_dy):
+    dw = weight.new_empty(weight.shape) if weight is not None else x.new_empty(0)
+    return x.new_empty(x.shape), dw
+
+
+def _rms_norm_setup(ctx, inputs, output):
+    x, weight, _eps, offset, _mode = inputs
+    ctx.save_for_backward(x, weight, output[1])
+    ctx.offset = offset
+
+
+def _rms_norm_backward(ctx, dy, _drstd):
+    x, weight, rstd = ctx.saved_tensors
+    dx, dw = torch.ops.tigon.rms_norm_bwd(dy.contiguous(), x, weight, rstd, ctx.offset, False)
+    return dx, (dw if weight is not None else None), None, None, None
+
+
+torch.library.register_autograd("tigon::rms_norm_fwd", _rms_norm_backward, setup_context=_rms_norm_setup)
+
+
+def rms_norm(x: torch.Tensor, weight: torch.Tensor | None = None, eps: float = 1e-6, offset: float = 0.0,
+             casting_mode: str = "llama") -> torch.Tensor:
+    """RMSNorm over the last dimension: ``x * rsqrt(mean(x^2) + eps) * (offset + weight)``.
+
+    casting_mode: ``"llama"`` (x * rstd rounded to x's dtype before the weight, as HF Llama),
+    ``"gemma"`` (everything in float32, as HF Gemma, usually with offset=1.0) or ``"none"``
+    (float32 throughout, like gemma). weight=None means no weight (all ones)."""
+    if casting_mode not in _CASTING_MODES:
+        raise ValueError(f"rms_norm: casting_mode must be one of {_CASTING_MODES}, got {casting_mode!r}")
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"rms_norm: x must be a tensor, got {type(x).__name__}")
+    return torch.ops.tigon.rms_norm_fwd(x, weight, float(eps), float(offset), casting_mode)[0]
