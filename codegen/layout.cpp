@@ -225,10 +225,14 @@ void LayoutPlan::demand(const ir::Block &b) {
       demand(op.regions[0]);
       for (ValueId a : op.regions[0].args) finishLayouts(a);
     }
-    if (op.results.size() == 1 && op.kind != OpKind::For)
-      for (const Layout &l : layouts_[size_t(op.results[0])]) needs.push_back(operandLayouts(op, l));
-    else
+    if (op.results.size() == 1 && op.kind != OpKind::For) {
+      // A converted value is computed in its home only; a recomputed one in each layout.
+      ValueId r = op.results[0];
+      const auto &layouts = layouts_[size_t(r)];
+      for (size_t i = 0; i < (cheap_[size_t(r)] ? layouts.size() : 1); ++i) needs.push_back(operandLayouts(op, layouts[i]));
+    } else {
       needs.push_back(operandLayouts(op));
+    }
     for (const auto &layouts : needs)
       for (size_t i = 0; i < layouts.size(); ++i) {
         auto &d = demanded_[size_t(op.operands[i])];

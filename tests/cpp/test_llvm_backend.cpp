@@ -289,6 +289,28 @@ ir::Function outer() {
   return k.f;
 }
 
+// y[r, c] = x[r, c] * b[r] + 1 over a run-time number of columns V, in blocks of 256 with i64
+// column indices: whole chunks store as vectors, the last partial chunk element by element.
+ir::Function scaleRows() {
+  constexpr int64_t rows = 2, block = 256;
+  KernelBuilder k("scale_rows", 2);
+  int x = k.tensor("x", DType::F32, {"M", "V"}, {-1, -1});
+  int b = k.tensor("b", DType::F32, {"M"}, {-1});
+  int y = k.tensor("y", DType::F32, {"M", "V"}, {-1, -1}, ir::Access::Out);
+  k.gridCdiv(x, 0, rows);
+  ValueId r = k.rowIndex(rows);
+  ValueId scale = k.broadcast(k.expandDims(k.load(b, {r}, k.constant(0)), 1), {rows, block});
+  k.loop(k.constant(0, DType::I32), k.dim(x, 1), k.constant(block, DType::I32), {},
+         [&](ValueId c0, std::vector<ValueId>) -> std::vector<ValueId> {
+           ValueId cols = k.cast(k.binary(BinaryOp::Add, k.broadcast(c0, {block}), k.iota(block)), DType::I64);
+           ValueId xs = k.load(x, {r, cols}, k.constant(0));
+           ValueId one = k.broadcast(k.constant(1), {rows, block});
+           k.store(y, {r, cols}, k.binary(BinaryOp::Add, k.binary(BinaryOp::Mul, xs, scale), one));
+           return {};
+         });
+  return k.f;
+}
+
 // out[c] = argmax(x[r, c]) over 32 rows of 256 bf16, with 32 warps.
 ir::Function colArgmax() {
   KernelBuilder k("col_argmax", 32);
@@ -547,6 +569,37 @@ TEST_CASE("llvm: a row reduction used as a column is converted through shared me
     CHECK(contains(p.ptx, "ld.shared"));
     checkAccepted(f, arch);
   }
+}
+
+TEST_CASE("llvm: stores over a run-time size use vectors for whole chunks and elements at the end") {
+  ir::Function f = scaleRows();
+  for (const char *arch : {"sm_80", "sm_90"}) {
+    codegen::PtxResult p = codegen::compileToPtx(f, arch);
+    CHECK(contains(p.ptx, "ld.global.v4.f32"));
+    CHECK(contains(p.ptx, "st.global.v4.f32"));
+    CHECK(contains(p.ptx, "st.global.f32"));  // the element-wise fallback
+    checkAccepted(f, arch);
+  }
+}
+
+TEST_CASE("llvm: only the value a use needs in the other orientation is converted") {
+  // s = sum(x, axis=1) is row-like; t = s * s too; only t is used as a column.
+  constexpr int64_t n = 64;
+  KernelBuilder k("convert_once", 4);
+  int x = k.tensor("x", DType::F32, {"N", "N"}, {n, n});
+  int out = k.tensor("out", DType::F32, {"N", "N"}, {n, n}, ir::Access::Out);
+  k.gridCdiv(x, 0, n);
+  ValueId i = k.iota(n);
+  ValueId s = k.reduce(ReduceOp::Sum, k.load(x, {i, i}, k.constant(0)), 1);
+  ValueId t = k.binary(BinaryOp::Mul, s, s);
+  ValueId rowsOfS = k.broadcast(k.expandDims(s, 1), {n, n});
+  k.store(out, {i, i}, k.binary(BinaryOp::Mul, rowsOfS, k.broadcast(t, {n, n})));
+  codegen::LayoutPlan plan(k.f);
+  CHECK(plan.layouts(s).size() == 1);
+  REQUIRE(plan.layouts(t).size() == 2);
+  CHECK(plan.home(t).dist[0] == codegen::Dist::G0);
+  CHECK(plan.layouts(t)[1].dist[0] == codegen::Dist::G1);
+  checkAccepted(k.f, "sm_90");
 }
 
 TEST_CASE("llvm: an unknown arch is a tigon::Error naming the supported ones") {
