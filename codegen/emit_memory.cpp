@@ -103,6 +103,18 @@ KernelEmitter::Access KernelEmitter::prepareAccess(const ir::Op &op, const Layou
   return a;
 }
 
+std::vector<KernelEmitter::Step> KernelEmitter::accessSteps(const Access &a) const {
+  std::vector<Step> steps;
+  size_t v = size_t(geo_.v);
+  for (size_t o = 0; o < a.outerOffset.size(); ++o)
+    for (size_t i = 0; i < a.innerOffset.size();) {
+      bool chunk = a.vectorized && i / v < a.chunkCond.size();  // i is a multiple of v here
+      steps.push_back({o, i, chunk});
+      i += chunk ? v : 1;
+    }
+  return steps;
+}
+
 Value *KernelEmitter::elementAddress(const Access &a, Value *offset) {
   return b_.CreateGEP(memoryType(ctx_, a.dtype), a.base, offset);
 }
@@ -159,31 +171,27 @@ Elements KernelEmitter::emitLoad(const ir::Op &op, const Layout &layout) {
                    [other] { return Elements{other}; }};
   };
   std::vector<Guarded> items;
-  std::vector<bool> isChunk;  // per item: gives packed vectors
-  for (size_t o = 0; o < a.outerOffset.size(); ++o)
-    for (size_t i = 0; i < a.innerOffset.size();) {
-      if (!a.vectorized || i / size_t(v) >= a.chunkCond.size()) {
-        items.push_back(elementItem(o, i++));
-        isChunk.push_back(false);
-        continue;
-      }
-      Value *offset = b_.CreateAdd(a.outerOffset[o], a.innerOffset[i]);
-      std::function<Elements()> otherwise = [this, other, v, dtype = a.dtype] {
-        return packChunk(dtype, Elements(size_t(v), other));
-      };
-      if (a.partial) {
-        std::vector<Guarded> elements;
-        for (size_t e = i; e < i + size_t(v); ++e) elements.push_back(elementItem(o, e));
-        otherwise = [this, elements, dtype = a.dtype] { return packChunk(dtype, emitGuarded(elements)); };
-      }
-      items.push_back({all({a.outerCond[o], a.chunkCond[i / size_t(v)]}),
-                       [=, &vectorLoad] { return vectorLoad(offset); }, otherwise});
-      isChunk.push_back(true);
-      i += size_t(v);
+  std::vector<Step> steps = accessSteps(a);
+  for (const Step &step : steps) {
+    if (!step.chunk) {
+      items.push_back(elementItem(step.outer, step.inner));
+      continue;
     }
+    Value *offset = b_.CreateAdd(a.outerOffset[step.outer], a.innerOffset[step.inner]);
+    std::function<Elements()> otherwise = [this, other, v, dtype = a.dtype] {
+      return packChunk(dtype, Elements(size_t(v), other));
+    };
+    if (a.partial) {
+      std::vector<Guarded> elements;
+      for (size_t e = step.inner; e < step.inner + size_t(v); ++e) elements.push_back(elementItem(step.outer, e));
+      otherwise = [this, elements, dtype = a.dtype] { return packChunk(dtype, emitGuarded(elements)); };
+    }
+    items.push_back({all({a.outerCond[step.outer], a.chunkCond[step.inner / size_t(v)]}),
+                     [=, &vectorLoad] { return vectorLoad(offset); }, otherwise});
+  }
   Elements raw = emitGuarded(items), out;
   for (size_t item = 0, at = 0; item < items.size(); ++item) {
-    if (!isChunk[item]) {
+    if (!steps[item].chunk) {
       out.push_back(raw[at++]);
       continue;
     }
@@ -230,24 +238,22 @@ void KernelEmitter::emitStore(const ir::Op &op) {
     return Guarded{all({a.outerCond[o], a.innerCond[i]}), [=, &scalarStore] { return scalarStore(offset, x); }, {}};
   };
   std::vector<Guarded> items;
-  for (size_t o = 0; o < a.outerOffset.size(); ++o)
-    for (size_t i = 0; i < nInner;) {
-      if (!a.vectorized || i / size_t(v) >= a.chunkCond.size()) {
-        items.push_back(elementItem(o, i++));
-        continue;
-      }
-      Value *offset = b_.CreateAdd(a.outerOffset[o], a.innerOffset[i]);
-      std::function<Elements()> otherwise;
-      if (a.partial) {
-        std::vector<Guarded> elements;
-        for (size_t e = i; e < i + size_t(v); ++e) elements.push_back(elementItem(o, e));
-        otherwise = [this, elements] { return emitGuarded(elements); };
-      }
-      size_t first = o * nInner + i;
-      items.push_back({all({a.outerCond[o], a.chunkCond[i / size_t(v)]}),
-                       [=, &vectorStore] { return vectorStore(offset, first); }, otherwise});
-      i += size_t(v);
+  for (const Step &step : accessSteps(a)) {
+    if (!step.chunk) {
+      items.push_back(elementItem(step.outer, step.inner));
+      continue;
     }
+    Value *offset = b_.CreateAdd(a.outerOffset[step.outer], a.innerOffset[step.inner]);
+    std::function<Elements()> otherwise;
+    if (a.partial) {
+      std::vector<Guarded> elements;
+      for (size_t e = step.inner; e < step.inner + size_t(v); ++e) elements.push_back(elementItem(step.outer, e));
+      otherwise = [this, elements] { return emitGuarded(elements); };
+    }
+    size_t first = step.outer * nInner + step.inner;
+    items.push_back({all({a.outerCond[step.outer], a.chunkCond[step.inner / size_t(v)]}),
+                     [=, &vectorStore] { return vectorStore(offset, first); }, otherwise});
+  }
   emitGuarded(items);
 }
 

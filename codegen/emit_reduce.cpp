@@ -52,7 +52,7 @@ Acc combine(llvm::IRBuilder<> &b, ReduceOp op, bool isFloat, Acc x, Acc y) {
 
 Acc identity(llvm::IRBuilder<> &b, ReduceOp op, llvm::Type *type) {
   bool isFloat = type->isFloatTy();
-  unsigned bits = type->getIntegerBitWidth();
+  unsigned bits = isFloat ? 32 : type->getIntegerBitWidth();
   auto floatOr = [&](double f, const llvm::APInt &i) -> Value * {
     return isFloat ? static_cast<Value *>(llvm::ConstantFP::get(type, f)) : llvm::ConstantInt::get(type, i);
   };

@@ -84,11 +84,11 @@ void KernelEmitter::createFunction() {
 }
 
 void KernelEmitter::emitThreadCoordinates() {
-  tid_ = prologue_.CreateIntrinsic(b_.getInt32Ty(), llvm::Intrinsic::nvvm_read_ptx_sreg_tid_x, {}, nullptr, "t");
+  Value *t = prologue_.CreateIntrinsic(b_.getInt32Ty(), llvm::Intrinsic::nvvm_read_ptx_sreg_tid_x, {}, nullptr, "t");
   int lcBits = 0;
   while ((1 << lcBits) < geo_.tc) ++lcBits;
-  lc_ = prologue_.CreateAnd(tid_, uint64_t(geo_.tc - 1), "lc");
-  g_ = prologue_.CreateLShr(tid_, uint64_t(lcBits), "g");
+  lc_ = prologue_.CreateAnd(t, uint64_t(geo_.tc - 1), "lc");
+  g_ = prologue_.CreateLShr(t, uint64_t(lcBits), "g");
   lcTimesV_ = prologue_.CreateMul(lc_, prologue_.getInt32(uint32_t(geo_.v)), "lcv");
 }
 

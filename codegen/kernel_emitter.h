@@ -80,6 +80,13 @@ class KernelEmitter {
     std::vector<llvm::Value *> outerOffset, outerCond, innerOffset, innerCond, chunkCond;
     bool vectorized = false, partial = false;
   };
+  // The accesses of a tile in layout order: a whole chunk (inner slots inner .. inner+v-1)
+  // or one element.
+  struct Step {
+    size_t outer, inner;
+    bool chunk;
+  };
+  std::vector<Step> accessSteps(const Access &a) const;
   Access prepareAccess(const ir::Op &op, const Layout &layout, const std::vector<Layout> &indexLayouts,
                        bool store);
   Elements emitLoad(const ir::Op &op, const Layout &layout);
@@ -108,7 +115,7 @@ class KernelEmitter {
   llvm::Function *fn_ = nullptr;
   std::vector<TensorArgs> tensors_;        // per param (empty for scalars)
   std::vector<llvm::Value *> scalarArgs_;  // per param (null for tensors)
-  llvm::Value *tid_ = nullptr, *lc_ = nullptr, *g_ = nullptr, *lcTimesV_ = nullptr;
+  llvm::Value *lc_ = nullptr, *g_ = nullptr, *lcTimesV_ = nullptr;  // thread coordinates (i32)
   std::map<std::pair<Dist, int64_t>, AxisView> axes_;
   std::map<ir::ValueId, std::vector<std::pair<Layout, Elements>>> values_;
   llvm::GlobalVariable *scratch_ = nullptr;  // placeholder until the size is known

@@ -23,13 +23,14 @@ namespace {
 
 constexpr const char *kTriple = "nvptx64-nvidia-cuda";
 
-// The GPU archs LLVM 19's NVPTX backend knows from Turing on (tanh.approx needs sm_75), each
-// with the PTX ISA version it is compiled for.
+// The GPU archs LLVM 19's NVPTX backend knows from Turing on, each with the PTX ISA version
+// it is compiled for: the lowest LLVM supports for the arch, and at least 7.0 (tanh.approx.f32
+// needs sm_75 and PTX 7.0).
 struct Arch {
   const char *name;
   const char *ptxFeature;
 };
-constexpr Arch kArchs[] = {{"sm_75", "+ptx63"}, {"sm_80", "+ptx78"}, {"sm_86", "+ptx78"}, {"sm_87", "+ptx74"},
+constexpr Arch kArchs[] = {{"sm_75", "+ptx70"}, {"sm_80", "+ptx78"}, {"sm_86", "+ptx78"}, {"sm_87", "+ptx74"},
                            {"sm_89", "+ptx78"}, {"sm_90", "+ptx80"}, {"sm_90a", "+ptx80"}};
 
 const Arch &findArch(const std::string &name) {

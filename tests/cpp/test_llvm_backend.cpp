@@ -311,6 +311,22 @@ ir::Function scaleRows() {
   return k.f;
 }
 
+// y_op[r, c] = op(x[r, c]) for every float unary op, in dtype t, two rows per program.
+ir::Function unaryOps(DType t, int64_t n) {
+  KernelBuilder k("unary_ops", 4);
+  int x = k.tensor("x", t, {"M", "N"}, {-1, n});
+  std::vector<UnaryOp> ops = {UnaryOp::Neg, UnaryOp::Abs, UnaryOp::Exp, UnaryOp::Exp2, UnaryOp::Log, UnaryOp::Log2,
+                              UnaryOp::Sqrt, UnaryOp::Rsqrt, UnaryOp::Tanh, UnaryOp::Sigmoid};
+  std::vector<int> outs;
+  for (UnaryOp op : ops)
+    outs.push_back(k.tensor(std::string("y_") + ir::unaryOpName(op), t, {"M", "N"}, {-1, n}, ir::Access::Out));
+  k.gridCdiv(x, 0, 2);
+  ValueId r = k.rowIndex(2), c = k.iota(n);
+  ValueId xs = k.load(x, {r, c}, k.constant(0, t));
+  for (size_t i = 0; i < ops.size(); ++i) k.store(outs[i], {r, c}, k.unary(ops[i], xs));
+  return k.f;
+}
+
 // out[c] = argmax(x[r, c]) over 32 rows of 256 bf16, with 32 warps.
 ir::Function colArgmax() {
   KernelBuilder k("col_argmax", 32);
@@ -600,6 +616,18 @@ TEST_CASE("llvm: only the value a use needs in the other orientation is converte
   CHECK(plan.home(t).dist[0] == codegen::Dist::G0);
   CHECK(plan.layouts(t)[1].dist[0] == codegen::Dist::G1);
   checkAccepted(k.f, "sm_90");
+}
+
+TEST_CASE("llvm: every supported arch compiles the approximate ops and ptxas accepts them") {
+  for (const char *arch : {"sm_75", "sm_80", "sm_86", "sm_87", "sm_89", "sm_90", "sm_90a"})
+    for (DType t : {DType::F32, DType::BF16}) {
+      ir::Function f = unaryOps(t, 1000);
+      codegen::PtxResult p = codegen::compileToPtx(f, arch);
+      INFO(arch, " ", ir::dtypeName(t));
+      for (const char *instr : {"ex2.approx.f32", "lg2.approx.f32", "rsqrt.approx.f32", "tanh.approx.f32", "sqrt.rn.f32"})
+        CHECK(contains(p.ptx, instr));
+      checkAccepted(f, arch);
+    }
 }
 
 TEST_CASE("llvm: an unknown arch is a tigon::Error naming the supported ones") {
