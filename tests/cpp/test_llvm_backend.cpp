@@ -327,6 +327,37 @@ ir::Function unaryOps(DType t, int64_t n) {
   return k.f;
 }
 
+// Cross-entropy per row, one row per program: loss[m] = logsumexp(x[m, :]) - x[m, target[m]],
+// 0 where target is -100; V is a run-time size walked in blocks of 512 with scalar carried
+// values, the target's logit is a scalar gather and the loss a scalar store.
+ir::Function crossEntropy() {
+  constexpr int64_t block = 512;
+  KernelBuilder k("cross_entropy", 4);
+  int x = k.tensor("x", DType::BF16, {"M", "V"}, {-1, -1});
+  int target = k.tensor("target", DType::I64, {"M"}, {-1});
+  int loss = k.tensor("loss", DType::F32, {"M"}, {-1}, ir::Access::Out);
+  k.gridCdiv(x, 0, 1);
+  ValueId row = k.programId();
+  ValueId ninf = k.constant(-INFINITY);
+  auto results = k.loop(k.constant(0, DType::I32), k.dim(x, 1), k.constant(block, DType::I32), {ninf, k.constant(0)},
+                        [&](ValueId c0, std::vector<ValueId> carried) -> std::vector<ValueId> {
+                          ValueId cols = k.binary(BinaryOp::Add, k.iota(block), k.broadcast(c0, {block}));
+                          ValueId xs = k.cast(k.load(x, {row, cols}, k.constant(-INFINITY, DType::BF16)), DType::F32);
+                          ValueId m = k.binary(BinaryOp::Max, carried[0], k.reduce(ReduceOp::Max, xs, 0));
+                          ValueId e = k.unary(UnaryOp::Exp, k.binary(BinaryOp::Sub, xs, k.broadcast(m, {block})));
+                          ValueId scale = k.unary(UnaryOp::Exp, k.binary(BinaryOp::Sub, carried[0], m));
+                          ValueId sum = k.binary(BinaryOp::Add, k.binary(BinaryOp::Mul, carried[1], scale),
+                                                 k.reduce(ReduceOp::Sum, e, 0));
+                          return {m, sum};
+                        });
+  ValueId lse = k.binary(BinaryOp::Add, results[0], k.unary(UnaryOp::Log, results[1]));
+  ValueId t = k.load(target, {row}, k.constant(-100, DType::I64));
+  ValueId picked = k.cast(k.load(x, {row, t}, k.constant(0, DType::BF16)), DType::F32);
+  ValueId valid = k.binary(BinaryOp::Ne, t, k.constant(-100, DType::I64));
+  k.store(loss, {row}, k.select(valid, k.binary(BinaryOp::Sub, lse, picked), k.constant(0)));
+  return k.f;
+}
+
 // out[c] = argmax(x[r, c]) over 32 rows of 256 bf16, with 32 warps.
 ir::Function colArgmax() {
   KernelBuilder k("col_argmax", 32);
@@ -616,6 +647,16 @@ TEST_CASE("llvm: only the value a use needs in the other orientation is converte
   CHECK(plan.home(t).dist[0] == codegen::Dist::G0);
   CHECK(plan.layouts(t)[1].dist[0] == codegen::Dist::G1);
   checkAccepted(k.f, "sm_90");
+}
+
+TEST_CASE("llvm: cross-entropy with scalar loop-carried values, a scalar gather and a scalar store") {
+  ir::Function f = crossEntropy();
+  for (const char *arch : {"sm_80", "sm_90"}) {
+    codegen::PtxResult p = codegen::compileToPtx(f, arch);
+    CHECK(contains(p.ptx, "ld.global.v4"));
+    CHECK(contains(p.ptx, "ld.global.u64"));  // the target
+    checkAccepted(f, arch);
+  }
 }
 
 TEST_CASE("llvm: every supported arch compiles the approximate ops and ptxas accepts them") {
