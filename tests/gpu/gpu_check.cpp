@@ -232,6 +232,7 @@ int main(int argc, char **argv) {
     }
   }
   try {
+    ensureContext(0);  // this program allocates through the driver before any kernel loads
     Jit &jit = Jit::instance();
     fmt::print("device {} | cache {} | backend {} {}\n", jit.arch(), jit.disk().dir(), jit.backend(), codegen::compilerVersion());
     TileModule mod = loadTileSource("rms_norm.tile", builtinKernelSources().at("rms_norm.tile"));
