@@ -21,12 +21,20 @@ const Driver *load() {
   }
   static Driver d;
   bool ok = true;
+  // Entry points are resolved with cuGetProcAddress for the CUDA version of our headers, so
+  // each one has the signature cuda.h declares (a plain dlsym could find a newer variant
+  // with other parameters, e.g. CUDA 13's cuCtxSynchronize_v2).
+  using GetProc = CUresult (*)(const char *, void **, int, cuuint64_t, CUdriverProcAddressQueryResult *);
+  auto getProc = reinterpret_cast<GetProc>(dlsym(lib, "cuGetProcAddress_v2"));
+  if (!getProc) {
+    g_whyNoDriver = "the CUDA driver is too old (no cuGetProcAddress_v2; CUDA 12 or newer is needed)";
+    return nullptr;
+  }
   auto sym = [&](auto &fn, const char *name) {
-    // the _v2 names are the current ABI of the entry points that have them
-    void *p = dlsym(lib, (std::string(name) + "_v2").c_str());
-    if (!p) p = dlsym(lib, name);
-    if (!p) {
-      g_whyNoDriver = fmt::format("the CUDA driver lacks {}", name);
+    void *p = nullptr;
+    CUdriverProcAddressQueryResult status;
+    if (getProc(name, &p, CUDA_VERSION, CU_GET_PROC_ADDRESS_DEFAULT, &status) != CUDA_SUCCESS || !p) {
+      g_whyNoDriver = fmt::format("the CUDA driver lacks {} (for CUDA {})", name, CUDA_VERSION);
       ok = false;
     }
     fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(p);
