@@ -21,9 +21,10 @@ const Driver *load() {
   }
   static Driver d;
   bool ok = true;
-  // Entry points are resolved with cuGetProcAddress for the CUDA version of our headers, so
-  // each one has the signature cuda.h declares (a plain dlsym could find a newer variant
-  // with other parameters, e.g. CUDA 13's cuCtxSynchronize_v2).
+  // Entry points are resolved with cuGetProcAddress as of CUDA 12.0, whose signatures are
+  // the ones Driver declares: asking for the newest could give another variant (CUDA 13's
+  // cuCtxSynchronize takes a context), and so could a plain dlsym of a _v2 name.
+  constexpr int kAbiVersion = 12000;
   using GetProc = CUresult (*)(const char *, void **, int, cuuint64_t, CUdriverProcAddressQueryResult *);
   auto getProc = reinterpret_cast<GetProc>(dlsym(lib, "cuGetProcAddress_v2"));
   if (!getProc) {
@@ -33,8 +34,8 @@ const Driver *load() {
   auto sym = [&](auto &fn, const char *name) {
     void *p = nullptr;
     CUdriverProcAddressQueryResult status;
-    if (getProc(name, &p, CUDA_VERSION, CU_GET_PROC_ADDRESS_DEFAULT, &status) != CUDA_SUCCESS || !p) {
-      g_whyNoDriver = fmt::format("the CUDA driver lacks {} (for CUDA {})", name, CUDA_VERSION);
+    if (getProc(name, &p, kAbiVersion, CU_GET_PROC_ADDRESS_DEFAULT, &status) != CUDA_SUCCESS || !p) {
+      g_whyNoDriver = fmt::format("the CUDA driver lacks {} (as of CUDA 12.0)", name);
       ok = false;
     }
     fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(p);
