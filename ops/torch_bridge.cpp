@@ -72,19 +72,6 @@ int64_t parallelism(const at::Device &device) {
 
 namespace {
 
-// 16-byte alignment of every tensor argument: base pointer and every stride but the last.
-std::vector<bool> alignment(const std::vector<KernelArg> &args) {
-  std::vector<bool> out;
-  for (const KernelArg &a : args) {
-    if (a.kind != KernelArg::Kind::Tensor) continue;
-    int64_t bytes = ir::dtypeBytes(a.tensor.dtype);
-    bool ok = reinterpret_cast<uintptr_t>(a.tensor.data) % 16 == 0;
-    for (size_t d = 0; d + 1 < a.tensor.strides.size(); ++d) ok = ok && (a.tensor.strides[d] * bytes) % 16 == 0;
-    out.push_back(ok);
-  }
-  return out;
-}
-
 // The CPU path: the interpreter on the kernel specialized with its default tune values.
 void interpretOnCpu(const TileModule &m, const std::string &kernel, const Bindings &fixed, const std::vector<KernelArg> &args) {
   static std::mutex mutex;
@@ -111,7 +98,7 @@ void runKernel(const TileModule &m, const std::string &kernel, const Bindings &f
     if (!device.is_cuda()) return interpretOnCpu(m, kernel, fixed, args);
     int index = device.index();
     CUstream stream = c10::cuda::getCurrentCUDAStream(index).stream();
-    std::vector<bool> aligned = alignment(args);
+    std::vector<bool> aligned = tensorAlignment(args);
     Jit &jit = Jit::instance();
     std::string tuneKey = fmt::format("{} {} rows~{}", kernel, configString(fixed), rowBucket(rows));
     Bindings b = jit.tuned(m, kernel, fixed, aligned, tuneKey,

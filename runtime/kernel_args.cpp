@@ -97,4 +97,18 @@ void checkArgs(const ir::Function &f, const std::vector<KernelArg> &args) {
   for (size_t i = 0; i < args.size(); ++i) checker.check(i, args[i]);
 }
 
+bool isAligned16(const TensorArg &t) {
+  int64_t bytes = ir::dtypeBytes(t.dtype);
+  bool ok = reinterpret_cast<uintptr_t>(t.data) % 16 == 0;
+  for (size_t d = 0; d + 1 < t.strides.size(); ++d) ok = ok && (t.strides[d] * bytes) % 16 == 0;
+  return ok;
+}
+
+std::vector<bool> tensorAlignment(const std::vector<KernelArg> &args) {
+  std::vector<bool> out;
+  for (const KernelArg &a : args)
+    if (a.kind == KernelArg::Kind::Tensor) out.push_back(isAligned16(a.tensor));
+  return out;
+}
+
 }  // namespace tigon

@@ -41,6 +41,12 @@ struct KernelArg {
   }
 };
 
+// Whether a tensor keeps the promise ir::Param::aligned16 makes: a 16-byte aligned base and
+// every stride but the last a multiple of 16 bytes.
+bool isAligned16(const TensorArg &t);
+// isAligned16 of each tensor argument, in order (what the JIT specializes on).
+std::vector<bool> tensorAlignment(const std::vector<KernelArg> &args);
+
 // Checks the arguments against the kernel's parameters (count, kinds, dtypes, ranks, const
 // sizes, same-named dimensions agreeing, unit last stride); throws tigon::Error naming the
 // parameter otherwise.

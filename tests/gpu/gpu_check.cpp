@@ -162,9 +162,11 @@ void checkRmsNorm(Jit &jit, const TileModule &mod, const RmsNormCase &c, std::mt
   // forward on the GPU
   HostTensor y(c.dt, {c.m, c.n}), rstd(ir::DType::F32, {c.m});
   DeviceTensor dx_(x), dw_(w), dy_(dy), dyOut(y), dRstd(rstd);
-  auto fwd = jit.kernel(mod, "rms_norm_fwd", b, {true, true, true, true});
-  fwd->gpu->launch({KernelArg::of(x.arg(dx_.data())), KernelArg::of(w.arg(dw_.data())), KernelArg::ofFloat(offset),
-                    KernelArg::ofFloat(eps), KernelArg::of(y.arg(dyOut.data())), KernelArg::of(rstd.arg(dRstd.data()))});
+  std::vector<KernelArg> fwdArgs = {KernelArg::of(x.arg(dx_.data())), KernelArg::of(w.arg(dw_.data())),
+                                    KernelArg::ofFloat(offset),         KernelArg::ofFloat(eps),
+                                    KernelArg::of(y.arg(dyOut.data())), KernelArg::of(rstd.arg(dRstd.data()))};
+  auto fwd = jit.kernel(mod, "rms_norm_fwd", b, tensorAlignment(fwdArgs));
+  fwd->gpu->launch(fwdArgs);
   sync();
   dyOut.download(y);
   dRstd.download(rstd);
@@ -177,16 +179,20 @@ void checkRmsNorm(Jit &jit, const TileModule &mod, const RmsNormCase &c, std::mt
   programs = (c.m + rowsPer - 1) / rowsPer;
   HostTensor dx(c.dt, {c.m, c.n}), partial(ir::DType::F32, {programs, c.n}), dw(c.dt, {c.n});
   DeviceTensor ddx(dx), dPartial(partial), ddw(dw);
-  auto bwd = jit.kernel(mod, "rms_norm_bwd", b, {true, true, true, true, true, true});
-  bwd->gpu->launch({KernelArg::of(dy.arg(dy_.data())), KernelArg::of(x.arg(dx_.data())), KernelArg::of(w.arg(dw_.data())),
-                    KernelArg::of(rstd.arg(dRstd.data())), KernelArg::ofFloat(offset), KernelArg::ofInt(rowsPer),
-                    KernelArg::of(dx.arg(ddx.data())), KernelArg::of(partial.arg(dPartial.data()))});
-  Bindings rb = {{"T", tn}, {"N", std::to_string(c.n)}, {"BLOCK", "256"}, {"WARPS", b.at("WARPS")}};
-  auto red = jit.kernel(mod, "rms_norm_dw_reduce", rb, {true, true});
-  red->gpu->launch({KernelArg::of(partial.arg(dPartial.data())), KernelArg::of(dw.arg(ddw.data()))});
+  std::vector<KernelArg> bwdArgs = {KernelArg::of(dy.arg(dy_.data())),      KernelArg::of(x.arg(dx_.data())),
+                                    KernelArg::of(w.arg(dw_.data())),        KernelArg::of(rstd.arg(dRstd.data())),
+                                    KernelArg::ofFloat(offset),              KernelArg::ofInt(rowsPer),
+                                    KernelArg::of(dx.arg(ddx.data())),       KernelArg::of(partial.arg(dPartial.data()))};
+  auto bwd = jit.kernel(mod, "rms_norm_bwd", b, tensorAlignment(bwdArgs));
+  bwd->gpu->launch(bwdArgs);
+  Bindings rb = {{"T", tn}, {"N", std::to_string(c.n)}, {"BLOCK", "256"}, {"WARPS", "4"}};
+  std::vector<KernelArg> redArgs = {KernelArg::of(partial.arg(dPartial.data())), KernelArg::of(dw.arg(ddw.data()))};
+  auto red = jit.kernel(mod, "rms_norm_dw_reduce", rb, tensorAlignment(redArgs));
+  red->gpu->launch(redArgs);
   sync();
   ddx.download(dx);
   ddw.download(dw);
+  dPartial.download(partial);
 
   double eY = relErr(y, yRef), eR = relErr(rstd, rstdRef), eDx = relErr(dx, dxRef, dxScale), eDw = relErr(dw, dwRef);
   double tol = tolerance(c.dt);
