@@ -99,13 +99,12 @@ int GpuKernel::registersPerThread() const {
 
 void GpuKernel::launch(const std::vector<KernelArg> &args, CUstream stream) const {
   ensureContext(device_);
-  checkArgs(f_, args);
+  std::array<int64_t, 3> grid = evalGrid(f_, args);  // checks the arguments too
   // a vector access on an unaligned address would kill the CUDA context: refuse instead
   for (size_t p = 0; p < args.size(); ++p)
     if (f_.params[p].kind == ir::Param::Kind::Tensor && f_.params[p].aligned16 && !isAligned16(args[p].tensor))
       throw Error(fmt::format("kernel '{}': argument '{}' is not 16-byte aligned but the kernel was compiled for "
                               "aligned tensors", f_.name, f_.params[p].name));
-  std::array<int64_t, 3> grid = evalGrid(f_, args);
   for (int64_t g : grid)
     if (g == 0) return;
   for (int i = 0; i < 3; ++i)

@@ -10,7 +10,8 @@
 
 namespace tigon {
 
-// The launch grid (programs along x, y, z) the kernel declares for these arguments.
+// The launch grid (programs along x, y, z) the kernel declares for these arguments, after
+// checkArgs. Cheap enough for every launch: the IR is not verified again.
 std::array<int64_t, 3> evalGrid(const ir::Function &f, const std::vector<KernelArg> &args);
 
 // Runs every program of the grid, one after another. Tensor arguments point to host memory.
