@@ -16,4 +16,11 @@ std::tuple<at::Tensor, at::Tensor> rms_norm_bwd(const at::Tensor &dy, const at::
                                                 const std::optional<at::Tensor> &weight, const at::Tensor &rstd,
                                                 double offset, bool dx_in_dy);
 
+// User kernels (tigon.load): a text description of a file's kernels ("kernel NAME",
+// "generic NAME dtype|const|tune", "param NAME tensor|scalar TYPE in|out|inout" lines), and a
+// launch with the tensor, float and int arguments in parameter order.
+std::string describe_tile(c10::string_view path, c10::string_view source);
+void launch_tile(c10::string_view path, c10::string_view source, c10::string_view kernel, c10::string_view bindings,
+                 at::TensorList tensors, at::ArrayRef<double> floats, at::ArrayRef<int64_t> ints);
+
 }  // namespace tigon::ops

@@ -12,6 +12,7 @@ _library.load()
 from ._ops import rms_norm  # noqa: E402
 from . import nn  # noqa: E402
 from ._cache import cache_dir, clear_cache  # noqa: E402
+from ._user import TileError, load  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["rms_norm", "nn", "cache_dir", "clear_cache"]
+__all__ = ["rms_norm", "nn", "cache_dir", "clear_cache", "load", "TileError"]
