@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "dsl/error.h"
+#include "dsl/hash.h"
 #include "dsl/parser.h"
 
 namespace tigon {
@@ -19,7 +20,8 @@ std::string readTextFile(const std::string &path) {
 }
 
 TileModule loadTileSource(std::string path, std::string source) {
-  TileModule m{std::move(path), std::move(source), {}};
+  TileModule m{std::move(path), std::move(source), {}, {}};
+  m.sourceHash = hex64(fnv1a64(m.source));
   Diagnostics diags(m.path, m.source);
   m.ast = parse(m.source, diags);
   if (!diags.hasErrors()) checkModule(m.ast, diags);

@@ -12,6 +12,7 @@ namespace tigon {
 struct TileModule {
   std::string path;
   std::string source;
+  std::string sourceHash;  // hex FNV-1a of the source: part of every cache key
   ast::Module ast;
 };
 

@@ -59,7 +59,10 @@ std::tuple<at::Tensor, at::Tensor> rms_norm_bwd(const at::Tensor &dy, const at::
   int64_t m = x2.size(0), n = x2.size(1);
   // dx may overwrite dy: each element of dy is read before its dx is written, by one thread
   at::Tensor dx = dx_in_dy && dy2.is_contiguous() && dy2.data_ptr() == dy.data_ptr() ? dy2 : at::empty_like(x2);
-  int64_t programs = std::max<int64_t>(1, std::min<int64_t>(m, 2 * parallelism(x.device())));
+  // Enough programs to hide memory latency (each walks its rows one tile at a time), few
+  // enough that the dw partial sums (programs x N floats) stay small beside the data.
+  int64_t perSm = n >= 4096 ? 4 : n >= 1024 ? 8 : 16;
+  int64_t programs = std::max<int64_t>(1, std::min<int64_t>(m, perSm * parallelism(x.device())));
   int64_t rowsPer = m == 0 ? 1 : (m + programs - 1) / programs;
   programs = m == 0 ? 1 : (m + rowsPer - 1) / rowsPer;
   at::Tensor partial = at::empty({programs, n}, x.options().dtype(at::kFloat));

@@ -55,17 +55,6 @@ bool makeDirs(const fs::path &p, std::string *why) {
 
 }  // namespace
 
-uint64_t fnv1a64(const std::string &bytes, uint64_t seed) {
-  uint64_t h = seed;
-  for (unsigned char c : bytes) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return h;
-}
-
-std::string hex64(uint64_t v) { return fmt::format("{:016x}", v); }
-
 std::string DiskCache::defaultDir() {
   if (const char *d = std::getenv("TIGON_CACHE_DIR"); d && *d) return d;
   if (const char *x = std::getenv("XDG_CACHE_HOME"); x && *x) return (fs::path(x) / "tigon").string();

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "dsl/hash.h"
+
 namespace tigon {
 
 // name -> bytes ("ptx", "cubin", "config", ...)
@@ -51,9 +53,5 @@ class DiskCache {
   std::mutex mutex_;
   void disable(const std::string &why);
 };
-
-// 64-bit FNV-1a, as hex: names entry files and checks their contents.
-uint64_t fnv1a64(const std::string &bytes, uint64_t seed = 14695981039346656037ull);
-std::string hex64(uint64_t v);
 
 }  // namespace tigon

@@ -32,7 +32,7 @@ std::string kernelKey(const TileModule &m, const std::string &kernel, const Bind
   std::string align;
   for (bool a : aligned) align += a ? '1' : '0';
   return fmt::format("tigon {} | {} {} | {} | source {} | {} | {} | align {}", TIGON_VERSION, backend,
-                     codegen::compilerVersion(), arch, hex64(fnv1a64(m.source)), kernel, configString(b), align);
+                     codegen::compilerVersion(), arch, m.sourceHash, kernel, configString(b), align);
 }
 
 Jit &Jit::instance() {
@@ -98,7 +98,7 @@ std::shared_ptr<const CompiledKernel> Jit::build(const TileModule &m, const std:
 Bindings Jit::tuned(const TileModule &m, const std::string &kernel, const Bindings &fixed,
                     const std::vector<bool> &aligned, const std::string &tuneKey, const KernelTimer &time,
                     int device) {
-  std::string key = fmt::format("tune | {} | {} | {} | {}", arch(device), backend_, hex64(fnv1a64(m.source)), tuneKey);
+  std::string key = fmt::format("tune | {} | {} | {} | {}", arch(device), backend_, m.sourceHash, tuneKey);
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (auto it = tunings_.find(key); it != tunings_.end()) return it->second;
