@@ -12,3 +12,6 @@ echo "== first process: empty cache =="
 "$bin/tigon_gpu_check"
 echo "== second process: warm cache =="
 "$bin/tigon_gpu_check" --expect-warm
+echo "== Python tests (CPU and CUDA tensors) =="
+[ -f .gpu/libtigon_torch.so ] && export TIGON_LIBRARY_DIR="$PWD/.gpu"
+python3 -m pytest -q -rs tests/python

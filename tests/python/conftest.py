@@ -2,6 +2,7 @@ import os
 import pathlib
 
 import pytest
+import torch
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -13,3 +14,9 @@ def tigon_bin():
     if not path.exists():
         pytest.fail(f"{path} is missing: build first (bash scripts/setup.sh)")
     return str(path)
+
+
+# Every op test runs on the CPU (the interpreter) and, where there is one, on the GPU; the
+# GPU cases skip with a reason on machines without CUDA.
+DEVICES = [pytest.param("cpu"),
+           pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU"))]

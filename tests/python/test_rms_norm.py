@@ -3,6 +3,7 @@ import pytest
 import torch
 
 import tigon
+from conftest import DEVICES
 
 TOL = {torch.float32: 1e-5, torch.bfloat16: 1e-2, torch.float16: 2e-3}
 
@@ -17,22 +18,21 @@ def reference(x, w, eps, offset):
     return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * (offset + w.double())
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("shape", [(1, 1), (3, 7), (2, 5, 128), (17, 1000)])
 @pytest.mark.parametrize("mode,offset", [("llama", 0.0), ("gemma", 1.0), ("none", 0.0)])
-def test_forward_and_backward(dtype, shape, mode, offset):
+def test_forward_and_backward(device, dtype, shape, mode, offset):
     torch.manual_seed(0)
-    x = torch.randn(shape, dtype=dtype, requires_grad=True)
-    w = (0.1 * torch.randn(shape[-1])).to(dtype).requires_grad_()
-    if offset == 0.0:
-        w = (1 + 0.1 * torch.randn(shape[-1])).to(dtype).requires_grad_()
+    x = torch.randn(shape, dtype=dtype, device=device, requires_grad=True)
+    w = ((0.0 if offset else 1.0) + 0.1 * torch.randn(shape[-1], device=device)).to(dtype).requires_grad_()
     y = tigon.rms_norm(x, w, eps=1e-6, offset=offset, casting_mode=mode)
     assert y.shape == x.shape and y.dtype == dtype
     x64 = x.detach().double().requires_grad_()
     w64 = w.detach().double().requires_grad_()
     ref = reference(x64, w64, 1e-6, offset)
     assert rel(y, ref) < TOL[dtype]
-    dy = torch.randn(shape, dtype=dtype)
+    dy = torch.randn(shape, dtype=dtype, device=device)
     y.backward(dy)
     ref.backward(dy.double())
     scale = (dy.double() * (offset + w64.detach()) * torch.rsqrt(x64.detach().pow(2).mean(-1, keepdim=True) + 1e-6)).norm()
