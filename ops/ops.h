@@ -16,6 +16,13 @@ std::tuple<at::Tensor, at::Tensor> rms_norm_bwd(const at::Tensor &dy, const at::
                                                 const std::optional<at::Tensor> &weight, const at::Tensor &rstd,
                                                 double offset, bool dx_in_dy);
 
+std::tuple<at::Tensor, at::Tensor, at::Tensor> layer_norm_fwd(const at::Tensor &x, const std::optional<at::Tensor> &weight,
+                                                              const std::optional<at::Tensor> &bias, double eps);
+// dx, dw, db (dw/db empty when there is no weight/bias)
+std::tuple<at::Tensor, at::Tensor, at::Tensor> layer_norm_bwd(const at::Tensor &dy, const at::Tensor &x,
+                                                              const std::optional<at::Tensor> &weight, bool has_bias,
+                                                              const at::Tensor &mean, const at::Tensor &rstd);
+
 // User kernels (tigon.load): a text description of a file's kernels ("kernel NAME",
 // "generic NAME dtype|const|tune", "param NAME tensor|scalar TYPE in|out|inout" lines), and a
 // launch with the tensor, float and int arguments in parameter order.

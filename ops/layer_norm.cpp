@@ -1,0 +1,71 @@
+// LayerNorm over the last dimension: forward (y, mean, rstd) and backward (dx, dw, db).
+// A missing weight or bias is passed to the kernels as an empty tensor (read as 1 or 0).
+#include "ops/norm_common.h"
+#include "ops/ops.h"
+#include "ops/torch_bridge.h"
+
+namespace tigon::ops {
+
+namespace {
+
+at::Tensor paramOrEmpty(const std::optional<at::Tensor> &p, const at::Tensor &x) {
+  return p ? p->to(x.scalar_type()).contiguous() : at::empty({0}, x.options());
+}
+
+void checkInputs(const char *op, const at::Tensor &x, const std::optional<at::Tensor> &weight,
+                 const std::optional<at::Tensor> &bias) {
+  checkFloatTensor(op, "x", x);
+  if (weight) checkVector(op, "weight", *weight, x);
+  if (bias) checkVector(op, "bias", *bias, x);
+}
+
+}  // namespace
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> layer_norm_fwd(const at::Tensor &x, const std::optional<at::Tensor> &weight,
+                                                              const std::optional<at::Tensor> &bias, double eps) {
+  checkInputs("layer_norm", x, weight, bias);
+  TORCH_CHECK_VALUE(eps >= 0, "layer_norm: eps must be non-negative, got ", eps);
+  at::Tensor x2 = rowsOf(x);
+  int64_t m = x2.size(0), n = x2.size(1);
+  at::Tensor y = at::empty_like(x2), mean = at::empty({m}, x.options().dtype(at::kFloat)), rstd = at::empty_like(mean);
+  if (m > 0)
+    runKernel(builtinModule("layer_norm.tile"), "layer_norm_fwd", {{"T", ir::dtypeName(dtypeOf(x))}, {"N", std::to_string(n)}},
+              {tensorArg(x2), tensorArg(paramOrEmpty(weight, x)), tensorArg(paramOrEmpty(bias, x)), KernelArg::ofFloat(eps),
+               tensorArg(y), tensorArg(mean), tensorArg(rstd)},
+              x.device(), m);
+  auto stats = x.sizes().slice(0, x.dim() - 1);
+  return {y.view(x.sizes()), mean.view(stats), rstd.view(stats)};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> layer_norm_bwd(const at::Tensor &dy, const at::Tensor &x,
+                                                              const std::optional<at::Tensor> &weight, bool has_bias,
+                                                              const at::Tensor &mean, const at::Tensor &rstd) {
+  checkInputs("layer_norm backward", x, weight, std::nullopt);
+  TORCH_CHECK_VALUE(dy.sizes() == x.sizes() && dy.scalar_type() == x.scalar_type(),
+                    "layer_norm backward: grad_output must match x in shape and dtype");
+  at::Tensor x2 = rowsOf(x), dy2 = rowsOf(dy);
+  int64_t m = x2.size(0), n = x2.size(1);
+  auto [programs, rowsPer] = backwardGrid(m, n, x.device());
+  auto f32 = x.options().dtype(at::kFloat);
+  at::Tensor dx = at::empty_like(x2);
+  at::Tensor dwPartial = at::zeros({programs, weight ? n : 0}, f32), dbPartial = at::zeros({programs, has_bias ? n : 0}, f32);
+  const TileModule &mod = builtinModule("layer_norm.tile");
+  Bindings b = {{"T", ir::dtypeName(dtypeOf(x))}, {"N", std::to_string(n)}};
+  if (m > 0)
+    runKernel(mod, "layer_norm_bwd", b,
+              {tensorArg(dy2), tensorArg(x2), tensorArg(paramOrEmpty(weight, x)), tensorArg(mean.reshape({-1}).contiguous()),
+               tensorArg(rstd.reshape({-1}).contiguous()), KernelArg::ofInt(rowsPer), tensorArg(dx), tensorArg(dwPartial),
+               tensorArg(dbPartial)},
+              x.device(), m);
+  auto reduce = [&](const at::Tensor &partial, at::ScalarType type) {
+    at::Tensor total = at::empty({n}, x.options().dtype(type));
+    runKernel(mod, "layer_norm_dwb_reduce", {{"T", ir::dtypeName(dtypeOf(total))}, {"N", std::to_string(n)}},
+              {tensorArg(partial), tensorArg(total)}, x.device(), programs);
+    return total;
+  };
+  at::Tensor dw = weight ? reduce(dwPartial, weight->scalar_type()) : at::empty({0}, x.options());
+  at::Tensor db = has_bias ? reduce(dbPartial, weight ? weight->scalar_type() : x.scalar_type()) : at::empty({0}, x.options());
+  return {dx.view(x.sizes()), dw, db};
+}
+
+}  // namespace tigon::ops

@@ -1,0 +1,33 @@
+#include "ops/norm_common.h"
+
+#include "ops/torch_bridge.h"
+
+namespace tigon::ops {
+
+void checkFloatTensor(const char *op, const char *name, const at::Tensor &x) {
+  TORCH_CHECK_TYPE(x.is_floating_point() && x.scalar_type() != at::kDouble, op, ": ", name,
+                   " must be float32, float16 or bfloat16, got ", x.scalar_type());
+  TORCH_CHECK_VALUE(x.dim() >= 1, op, ": ", name, " must have at least one dimension");
+}
+
+void checkVector(const char *op, const char *name, const at::Tensor &v, const at::Tensor &x) {
+  TORCH_CHECK_VALUE(v.dim() == 1 && v.size(0) == x.size(-1), op, ": ", name, " must have shape [", x.size(-1),
+                    "] (the last dimension of x), got ", v.sizes());
+  TORCH_CHECK_VALUE(v.device() == x.device(), op, ": ", name, " is on ", v.device(), " but x is on ", x.device());
+  checkFloatTensor(op, name, v);
+}
+
+at::Tensor rowsOf(const at::Tensor &x) {
+  at::Tensor r = x.reshape({-1, x.size(-1)});
+  return r.stride(-1) == 1 ? r : r.contiguous();
+}
+
+std::pair<int64_t, int64_t> backwardGrid(int64_t m, int64_t n, const at::Device &device) {
+  if (m == 0) return {1, 1};
+  int64_t perSm = n >= 4096 ? 4 : n >= 1024 ? 8 : 16;
+  int64_t programs = std::max<int64_t>(1, std::min<int64_t>(m, perSm * parallelism(device)));
+  int64_t rowsPer = (m + programs - 1) / programs;
+  return {(m + rowsPer - 1) / rowsPer, rowsPer};
+}
+
+}  // namespace tigon::ops

@@ -1,0 +1,23 @@
+// What the row-wise ops (norms, SwiGLU) share: input checks, the (rows, N) view, and the
+// size of the persistent backward grid.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <optional>
+
+namespace tigon::ops {
+
+// x is f32, f16 or bf16 with at least one dimension; TypeError/ValueError otherwise.
+void checkFloatTensor(const char *op, const char *name, const at::Tensor &x);
+// A 1-D parameter of size n on x's device (weight, bias).
+void checkVector(const char *op, const char *name, const at::Tensor &v, const at::Tensor &x);
+
+// x as (M, N) rows with a contiguous last dimension (a copy only when it is strided).
+at::Tensor rowsOf(const at::Tensor &x);
+
+// How many programs a persistent backward kernel gets for M rows of N: enough to hide memory
+// latency, few enough that their per-program partial sums (programs x N floats) stay small.
+// Returns {programs, rows per program}.
+std::pair<int64_t, int64_t> backwardGrid(int64_t m, int64_t n, const at::Device &device);
+
+}  // namespace tigon::ops
