@@ -35,10 +35,7 @@ void KernelEmitter::createFunction() {
       for (int d = 0; d < p.rank(); ++d) types.push_back(i64), names.push_back(fmt::format("{}.size{}", p.name, d));
       for (int d = 0; d < p.rank(); ++d) types.push_back(i64), names.push_back(fmt::format("{}.stride{}", p.name, d));
     } else {
-      if (p.dtype != ir::DType::F32 && p.dtype != ir::DType::I32 && p.dtype != ir::DType::I64)
-        throw Error(fmt::format("kernel {}: scalar parameter '{}' is {}; kernel scalars are f32, i32 or i64",
-                                describeKernel(f_), p.name, ir::dtypeName(p.dtype)));
-      types.push_back(registerType(ctx_, p.dtype));
+      types.push_back(registerType(ctx_, p.dtype));  // checkLowerable: f32, i32 or i64
       names.push_back(p.name);
     }
   }
