@@ -25,7 +25,8 @@ std::string all(std::initializer_list<std::string> conds) {
   return out;
 }
 
-Emitter::Emitter(const ir::Function &f) : f_(f), plan_(f), geo_(plan_.geometry()), facts_(f, plan_.defs()) {}
+Emitter::Emitter(const ir::Function &f)
+    : f_(f), plan_(f), geo_(plan_.geometry()), facts_(f, plan_.defs()), values_(geo_) {}
 
 std::string Emitter::emit() {
   int lcBits = 0;
@@ -87,15 +88,11 @@ void Emitter::emitOp(const ir::Op &op) {
       defineOtherLayouts(r);
     }
   } catch (const Error &e) {
-    if (std::string(e.what()).rfind("kernel ", 0) == 0) throw;  // already names the kernel
-    fail(op, e.what());
+    rethrowAt(f_, op, e);
   }
 }
 
-void Emitter::fail(const ir::Op &op, const std::string &msg) const {
-  throw Error(fmt::format("kernel {}: {}:{}: {}: {}", describeKernel(f_), op.loc.line, op.loc.col,
-                          ir::opKindName(op.kind), msg));
-}
+void Emitter::fail(const ir::Op &op, const std::string &msg) const { failAt(f_, op, msg); }
 
 // for (iv = lo; iv < hi; iv += step) over the carried values, mutable locals (in their home
 // layouts) declared before the loop; they hold the results after it.
@@ -202,20 +199,6 @@ Names Emitter::declare(const char *type, const std::string &name, const Names &e
 
 std::string Emitter::valueName(ValueId id, size_t layoutIndex) const {
   return layoutIndex == 0 ? fmt::format("v{}", id) : fmt::format("v{}l{}", id, layoutIndex);
-}
-
-const Names &Emitter::get(ValueId id, const Layout &layout) const {
-  auto it = values_.find(id);
-  if (it != values_.end())
-    for (const auto &[l, names] : it->second)
-      if (l == layout) return names;
-  throw Error(fmt::format("internal: %{} is not available in layout {}", id, layoutString(layout)));
-}
-
-void Emitter::define(ValueId id, const Layout &layout, Names elems) {
-  if (int64_t(elems.size()) != elementsPerThread(geo_, layout))
-    throw Error(fmt::format("internal: %{} has {} elements for layout {}", id, elems.size(), layoutString(layout)));
-  values_[id].emplace_back(layout, std::move(elems));
 }
 
 void Emitter::defineOtherLayouts(ValueId id) {

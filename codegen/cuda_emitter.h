@@ -1,7 +1,15 @@
 // Prints one kernel's tile IR as a CUDA C++ kernel (internal to codegen; the entry point is
 // codegen/cuda_backend.h). It mirrors the LLVM backend's KernelEmitter on the same layout plan
 // and thread plan: each IR value is, per thread, the elements it holds in a layout, in layout
-// order, fully unrolled; here each element is a C++ local (or a name it aliases).
+// order, fully unrolled; here each element is a C++ local (or a name it aliases). Names:
+//   p_<param>, p_<param>_size<d>, p_<param>_stride<d>   the kernel's parameters
+//   lc, g, lcv                                          thread coordinates (lcv = lc * v)
+//   r<extent>_<slot>, c<extent>_<slot>[_ok]             G0 and G1 axis indices (and validity)
+//   v<id>[l<layout>][_<element>], v<id>n_<element>      values; a loop's next carried values
+//   a<n>..., acc<n>[i]_<k>                              an access's offsets and conditions;
+//                                                       a reduction's accumulators
+//   vec<k>, x, xi                                       temporaries inside { } blocks
+//   tg_*                                                the prelude's helpers, tg_scratch
 //   cuda_backend.cpp: the kernel's signature, thread coordinates, op dispatch, elementwise
 //                     ops, loops, guarded code
 //   cuda_memory.cpp:  global loads, stores and atomic adds
@@ -51,8 +59,8 @@ class Emitter {
   void emitFor(const ir::Op &op);
   Names compute(const ir::Op &op, const Layout &layout, const std::string &name);
   Names declare(const char *type, const std::string &name, const Names &exprs);
-  const Names &get(ir::ValueId id, const Layout &layout) const;
-  void define(ir::ValueId id, const Layout &layout, Names elems);
+  const Names &get(ir::ValueId id, const Layout &layout) const { return values_.get(id, layout); }
+  void define(ir::ValueId id, const Layout &layout, Names elems) { values_.define(id, layout, std::move(elems)); }
   void defineOtherLayouts(ir::ValueId id);  // converts from the home layout
   std::string valueName(ir::ValueId id, size_t layoutIndex) const;
   const AxisView &axis(Dist d, int64_t extent);
@@ -71,6 +79,14 @@ class Emitter {
     Names outerOffset, outerCond, innerOffset, innerCond, chunkCond;
   };
   Access prepareAccess(const ir::Op &op, const Layout &layout, const std::vector<Layout> &indexLayouts, bool store);
+  // The code of an element (its index in layout order) or of a chunk (its first element's),
+  // given the offset expression.
+  using AccessCode = std::function<void(size_t, const std::string &)>;
+  // Emits the access step by step: an element where it is valid (else elementSkipped, if
+  // any), a whole chunk where it is valid (else element by element where it may be partly
+  // valid, else chunkSkipped, if any).
+  void emitAccess(const Access &a, const AccessCode &element, const AccessCode &elementSkipped, const AccessCode &chunk,
+                  const AccessCode &chunkSkipped);
   Names emitLoad(const ir::Op &op, const Layout &layout, const std::string &name);
   void emitStore(const ir::Op &op);
 
@@ -88,7 +104,7 @@ class Emitter {
   int depth_ = 1;                // indentation of body_ lines
   int counter_ = 0;
   std::map<std::pair<Dist, int64_t>, AxisView> axes_;
-  std::map<ir::ValueId, std::vector<std::pair<Layout, Names>>> values_;
+  ValueTable<std::string> values_;
   Scratch scratch_;
 };
 

@@ -123,6 +123,40 @@ Emitter::Access Emitter::prepareAccess(const ir::Op &op, const Layout &layout, c
   return a;
 }
 
+// Guarded code runs before the function that builds it returns: it may refer to its locals.
+void Emitter::emitAccess(const Access &a, const AccessCode &element, const AccessCode &elementSkipped,
+                         const AccessCode &chunk, const AccessCode &chunkSkipped) {
+  size_t v = size_t(geo_.v);
+  auto offset = [&a](size_t o, size_t i) { return sum(a.outerOffset[o], a.innerOffset[i]); };
+  auto elementItem = [&](size_t o, size_t i) {
+    size_t flat = o * a.plan.innerCount + i;
+    std::string at = offset(o, i);
+    std::function<void()> otherwise;
+    if (elementSkipped) otherwise = [&elementSkipped, flat, at] { elementSkipped(flat, at); };
+    return Guarded{all({a.outerCond[o], a.innerCond[i]}), [&element, flat, at] { element(flat, at); }, otherwise};
+  };
+  std::vector<Guarded> items;
+  for (const AccessPlan::Step &step : a.plan.steps) {
+    if (!step.chunk) {
+      items.push_back(elementItem(step.outer, step.inner));
+      continue;
+    }
+    size_t first = step.outer * a.plan.innerCount + step.inner;
+    std::string at = offset(step.outer, step.inner);
+    std::function<void()> otherwise;
+    if (a.plan.partial) {
+      std::vector<Guarded> elements;
+      for (size_t e = step.inner; e < step.inner + v; ++e) elements.push_back(elementItem(step.outer, e));
+      otherwise = [this, elements] { emitGuarded(elements); };
+    } else if (chunkSkipped) {
+      otherwise = [&chunkSkipped, first, at] { chunkSkipped(first, at); };
+    }
+    items.push_back({all({a.outerCond[step.outer], a.chunkCond[step.inner / v]}), [&chunk, first, at] { chunk(first, at); },
+                     otherwise});
+  }
+  emitGuarded(items);
+}
+
 Names Emitter::emitLoad(const ir::Op &op, const Layout &layout, const std::string &name) {
   std::vector<Layout> in = plan_.operandLayouts(op, layout);
   Access a = prepareAccess(op, layout, in, false);
@@ -133,46 +167,24 @@ Names Emitter::emitLoad(const ir::Op &op, const Layout &layout, const std::strin
   Names out;
   for (size_t e = 0; e < count; ++e) out.push_back(count == 1 ? name : fmt::format("{}_{}", name, e));
   line(fmt::format("{} {};", registerType(a.dtype), fmt::join(out, ", ")));
-
-  auto offset = [&a](size_t o, size_t i) { return sum(a.outerOffset[o], a.innerOffset[i]); };
-  // Guarded code runs before this function returns: it may refer to its locals.
-  auto elementItem = [&](size_t o, size_t i) {
-    const std::string &target = out[o * a.plan.innerCount + i];
-    std::string at = offset(o, i);
-    return Guarded{all({a.outerCond[o], a.innerCond[i]}),
-                   [this, &a, &target, at] { line(target + " = " + fromMemory(a.dtype, a.base + "[" + at + "]") + ";"); },
-                   [this, &target, &other] { line(target + " = " + other + ";"); }};
-  };
-  std::vector<Guarded> items;
-  for (const AccessPlan::Step &step : a.plan.steps) {
-    if (!step.chunk) {
-      items.push_back(elementItem(step.outer, step.inner));
-      continue;
-    }
-    size_t first = step.outer * a.plan.innerCount + step.inner;
-    std::string at = offset(step.outer, step.inner);
-    auto then = [&, first, at] {
-      line("{");
-      ++depth_;
-      for (int k = 0; k < a.plan.vectorsPerChunk; ++k)
-        line(fmt::format("const {0} r{1} = *reinterpret_cast<const {0} *>({2} + {3});", vectorType(a.dtype), k, a.base,
-                         sum(at, fmt::format("{}LL", k * perVector))));
-      for (size_t e = 0; e < v; ++e)
-        line(out[first + e] + " = " + vectorElement(a.dtype, fmt::format("r{}", e / size_t(perVector)), int(e % size_t(perVector))) + ";");
-      --depth_;
-      line("}");
-    };
-    std::function<void()> otherwise = [&, first] {
-      for (size_t e = 0; e < v; ++e) line(out[first + e] + " = " + other + ";");
-    };
-    if (a.plan.partial) {
-      std::vector<Guarded> elements;
-      for (size_t e = step.inner; e < step.inner + v; ++e) elements.push_back(elementItem(step.outer, e));
-      otherwise = [this, elements] { emitGuarded(elements); };
-    }
-    items.push_back({all({a.outerCond[step.outer], a.chunkCond[step.inner / v]}), then, otherwise});
-  }
-  emitGuarded(items);
+  emitAccess(
+      a, [&](size_t e, const std::string &at) { line(out[e] + " = " + fromMemory(a.dtype, a.base + "[" + at + "]") + ";"); },
+      [&](size_t e, const std::string &) { line(out[e] + " = " + other + ";"); },
+      [&](size_t first, const std::string &at) {
+        line("{");
+        ++depth_;
+        for (int k = 0; k < a.plan.vectorsPerChunk; ++k)
+          line(fmt::format("const {0} vec{1} = *reinterpret_cast<const {0} *>({2} + {3});", vectorType(a.dtype), k, a.base,
+                           sum(at, fmt::format("{}LL", k * perVector))));
+        for (size_t e = 0; e < v; ++e)
+          line(out[first + e] + " = " +
+               vectorElement(a.dtype, fmt::format("vec{}", e / size_t(perVector)), int(e % size_t(perVector))) + ";");
+        --depth_;
+        line("}");
+      },
+      [&](size_t first, const std::string &) {
+        for (size_t e = 0; e < v; ++e) line(out[first + e] + " = " + other + ";");
+      });
   return out;
 }
 
@@ -185,44 +197,22 @@ void Emitter::emitStore(const ir::Op &op) {
   if (f_.type(op.operands.back()).dtype != a.dtype) fail(op, "the value must have the tensor's dtype");
   if (atomic && a.dtype != ir::DType::F32 && a.dtype != ir::DType::I32)
     fail(op, fmt::format("atomic_add needs an f32 or i32 tensor, not {}", ir::dtypeName(a.dtype)));
-  size_t v = size_t(geo_.v);
   int perVector = 16 / ir::dtypeBytes(a.dtype);
-
-  auto offset = [&a](size_t o, size_t i) { return sum(a.outerOffset[o], a.innerOffset[i]); };
-  auto elementItem = [&](size_t o, size_t i) {
-    const std::string &x = values[o * a.plan.innerCount + i];
-    std::string at = offset(o, i);
-    return Guarded{all({a.outerCond[o], a.innerCond[i]}),
-                   [this, &a, &x, at, atomic] {
-                     if (atomic) line(fmt::format("atomicAdd({} + {}, {});", a.base, at, x));
-                     else line(fmt::format("{}[{}] = {};", a.base, at, toMemory(a.dtype, x)));
-                   },
-                   {}};
-  };
-  std::vector<Guarded> items;
-  for (const AccessPlan::Step &step : a.plan.steps) {
-    if (!step.chunk) {
-      items.push_back(elementItem(step.outer, step.inner));
-      continue;
-    }
-    size_t first = step.outer * a.plan.innerCount + step.inner;
-    std::string at = offset(step.outer, step.inner);
-    auto then = [&, first, at] {
-      for (int k = 0; k < a.plan.vectorsPerChunk; ++k) {
-        Names xs(values.begin() + long(first) + k * perVector, values.begin() + long(first) + (k + 1) * perVector);
-        line(fmt::format("*reinterpret_cast<{} *>({} + {}) = {};", vectorType(a.dtype), a.base,
-                         sum(at, fmt::format("{}LL", k * perVector)), vectorOf(a.dtype, xs)));
-      }
-    };
-    std::function<void()> otherwise;
-    if (a.plan.partial) {
-      std::vector<Guarded> elements;
-      for (size_t e = step.inner; e < step.inner + v; ++e) elements.push_back(elementItem(step.outer, e));
-      otherwise = [this, elements] { emitGuarded(elements); };
-    }
-    items.push_back({all({a.outerCond[step.outer], a.chunkCond[step.inner / v]}), then, otherwise});
-  }
-  emitGuarded(items);
+  emitAccess(
+      a,
+      [&](size_t e, const std::string &at) {
+        if (atomic) line(fmt::format("atomicAdd({} + {}, {});", a.base, at, values[e]));
+        else line(fmt::format("{}[{}] = {};", a.base, at, toMemory(a.dtype, values[e])));
+      },
+      {},
+      [&](size_t first, const std::string &at) {
+        for (int k = 0; k < a.plan.vectorsPerChunk; ++k) {
+          Names xs(values.begin() + long(first) + k * perVector, values.begin() + long(first) + (k + 1) * perVector);
+          line(fmt::format("*reinterpret_cast<{} *>({} + {}) = {};", vectorType(a.dtype), a.base,
+                           sum(at, fmt::format("{}LL", k * perVector)), vectorOf(a.dtype, xs)));
+        }
+      },
+      {});
 }
 
 }  // namespace tigon::codegen::cuda

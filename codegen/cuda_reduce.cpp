@@ -48,7 +48,7 @@ Names Emitter::emitReduce(const ir::Op &op, const Layout &result, const std::str
   const AxisView &view = axis(plan.reduced, in.extent[size_t(op.axis)]);
   ir::DType acc = isFloat ? ir::DType::F32 : dtype;
   const char *accType = registerType(acc);
-  std::string prefix = fresh("r");
+  std::string prefix = fresh("acc");
 
   // In-thread: fold the thread's valid elements, in slot order.
   Names values, indices;

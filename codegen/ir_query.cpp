@@ -32,6 +32,16 @@ std::string describeKernel(const ir::Function &f) {
   return fmt::format("{} [{}warps={}]", f.name, config, f.warps);
 }
 
+void failAt(const ir::Function &f, const ir::Op &op, const std::string &msg) {
+  throw Error(fmt::format("kernel {}: {}:{}: {}: {}", describeKernel(f), op.loc.line, op.loc.col,
+                          ir::opKindName(op.kind), msg));
+}
+
+void rethrowAt(const ir::Function &f, const ir::Op &op, const std::exception &e) {
+  if (std::string(e.what()).rfind("kernel ", 0) == 0) throw;
+  failAt(f, op, e.what());
+}
+
 void checkLowerable(const ir::Function &f) {
   std::vector<std::string> problems = ir::verify(f);
   if (!problems.empty())

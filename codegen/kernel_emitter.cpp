@@ -14,7 +14,7 @@ using llvm::Value;
 
 KernelEmitter::KernelEmitter(const ir::Function &f, llvm::Module &m)
     : f_(f), m_(m), ctx_(m.getContext()), plan_(f), geo_(plan_.geometry()), facts_(f, plan_.defs()),
-      b_(ctx_), prologue_(ctx_) {}
+      b_(ctx_), prologue_(ctx_), values_(geo_) {}
 
 void KernelEmitter::emit() {
   createFunction();
@@ -107,15 +107,11 @@ void KernelEmitter::emitOp(const ir::Op &op) {
       defineOtherLayouts(r);
     }
   } catch (const Error &e) {
-    if (std::string(e.what()).rfind("kernel ", 0) == 0) throw;  // already names the kernel
-    fail(op, e.what());
+    rethrowAt(f_, op, e);
   }
 }
 
-void KernelEmitter::fail(const ir::Op &op, const std::string &msg) const {
-  throw Error(fmt::format("kernel {}: {}:{}: {}: {}", describeKernel(f_), op.loc.line, op.loc.col,
-                          ir::opKindName(op.kind), msg));
-}
+void KernelEmitter::fail(const ir::Op &op, const std::string &msg) const { failAt(f_, op, msg); }
 
 // for (iv = lo; iv < hi; iv += step): a header with phis for iv and every element of every
 // carried value (each in its home layout), the body, and the exit where the results are the
@@ -232,20 +228,6 @@ Elements KernelEmitter::broadcast(const ir::Op &op, const Layout &layout) {
   Elements out;
   for (size_t src : broadcastSources(geo_, in, layout)) out.push_back(x[src]);
   return out;
-}
-
-const Elements &KernelEmitter::get(ValueId id, const Layout &layout) const {
-  auto it = values_.find(id);
-  if (it != values_.end())
-    for (const auto &[l, elems] : it->second)
-      if (l == layout) return elems;
-  throw Error(fmt::format("internal: %{} is not available in layout {}", id, layoutString(layout)));
-}
-
-void KernelEmitter::define(ValueId id, const Layout &layout, Elements elems) {
-  if (int64_t(elems.size()) != elementsPerThread(geo_, layout))
-    throw Error(fmt::format("internal: %{} has {} elements for layout {}", id, elems.size(), layoutString(layout)));
-  values_[id].emplace_back(layout, std::move(elems));
 }
 
 void KernelEmitter::defineOtherLayouts(ValueId id) {

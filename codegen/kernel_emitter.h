@@ -56,8 +56,8 @@ class KernelEmitter {
   void emitFor(const ir::Op &op);
   Elements compute(const ir::Op &op, const Layout &layout);
   Elements broadcast(const ir::Op &op, const Layout &layout);
-  const Elements &get(ir::ValueId id, const Layout &layout) const;
-  void define(ir::ValueId id, const Layout &layout, Elements elems);
+  const Elements &get(ir::ValueId id, const Layout &layout) const { return values_.get(id, layout); }
+  void define(ir::ValueId id, const Layout &layout, Elements elems) { values_.define(id, layout, std::move(elems)); }
   void defineOtherLayouts(ir::ValueId id);  // converts from the home layout
   const AxisView &axis(Dist d, int64_t extent);
   llvm::Value *all(std::initializer_list<llvm::Value *> conds);  // and; null where all are null
@@ -106,7 +106,7 @@ class KernelEmitter {
   std::vector<llvm::Value *> scalarArgs_;  // per param (null for tensors)
   llvm::Value *lc_ = nullptr, *g_ = nullptr, *lcTimesV_ = nullptr;  // thread coordinates (i32)
   std::map<std::pair<Dist, int64_t>, AxisView> axes_;
-  std::map<ir::ValueId, std::vector<std::pair<Layout, Elements>>> values_;
+  ValueTable<llvm::Value *> values_;
   llvm::GlobalVariable *scratch_ = nullptr;  // placeholder until the size is known
   Scratch scratchUse_;
 };

@@ -4,13 +4,43 @@
 // broadcasts, which replica of a tile acts, global accesses (vector chunks, bounds checks),
 // reductions (fold order, shuffles, the shared-memory round) and the shared scratch buffer.
 #pragma once
+#include <fmt/format.h>
+
 #include <cstddef>
+#include <map>
+#include <utility>
 #include <vector>
 
 #include "codegen/index_facts.h"
 #include "codegen/layout.h"
+#include "dsl/error.h"
 
 namespace tigon::codegen {
+
+// What an emitter has made of each value: per layout, the thread's elements in layout order
+// (LLVM values, C++ names).
+template <class Element>
+class ValueTable {
+ public:
+  explicit ValueTable(const Geometry &geo) : geo_(geo) {}
+
+  const std::vector<Element> &get(ir::ValueId id, const Layout &layout) const {
+    auto it = values_.find(id);
+    if (it != values_.end())
+      for (const auto &[l, elems] : it->second)
+        if (l == layout) return elems;
+    throw Error(fmt::format("internal: %{} is not available in layout {}", id, layoutString(layout)));
+  }
+  void define(ir::ValueId id, const Layout &layout, std::vector<Element> elems) {
+    if (int64_t(elems.size()) != elementsPerThread(geo_, layout))
+      throw Error(fmt::format("internal: %{} has {} elements for layout {}", id, elems.size(), layoutString(layout)));
+    values_[id].emplace_back(layout, std::move(elems));
+  }
+
+ private:
+  const Geometry &geo_;
+  std::map<ir::ValueId, std::vector<std::pair<Layout, std::vector<Element>>>> values_;
+};
 
 // For each element a thread holds of a broadcast's result (layout `out`, layout order), the
 // operand's element (layout `in`) it copies.

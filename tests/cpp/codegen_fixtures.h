@@ -213,6 +213,14 @@ ir::Function crossEntropy();
 // out[c] = argmax(x[r, c]) over 32 rows of 256 bf16, with 32 warps.
 ir::Function colArgmax();
 
+// Integer ops, casts between every pair of dtypes, bool logic, selects, fma, float min/max
+// and integer reductions (sum, max, min, argmax of i32 and i64 along both axes).
+ir::Function scalarOps();
+
+// The kernels above that every backend lowers: every construct of the language, each in a
+// few layouts.
+std::vector<ir::Function> handBuiltKernels();
+
 struct PtxasRun {
   int status = -1;
   std::string output;
