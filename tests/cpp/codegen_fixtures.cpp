@@ -200,7 +200,7 @@ ir::Function scalarOps() {
   for (DType t : dtypes) in.push_back(k.tensor(cat("x_", ir::dtypeName(t)), t, {"M", "N"}, {-1, n}));
   for (DType t : dtypes) out.push_back(k.tensor(cat("y_", ir::dtypeName(t)), t, {"M", "N"}, {-1, n}, ir::Access::Out));
   int rowsOut = k.tensor("row_i32", DType::I32, {"M"}, {-1}, ir::Access::Out);
-  int colsOut = k.tensor("col_i64", DType::I64, {"N"}, {n}, ir::Access::Out);
+  int colsOut = k.tensor("col_i64", DType::I64, {"M", "N"}, {-1, n}, ir::Access::Out);  // a row per program
   k.gridCdiv(in[0], 0, rows);
   ValueId r = k.rowIndex(rows), c = k.iota(n);
   std::vector<ValueId> xs;
@@ -232,7 +232,7 @@ ir::Function scalarOps() {
   k.store(rowsOut, {r}, k.binary(BinaryOp::Add, k.binary(BinaryOp::Add, rowSum, rowMax), rowArgmax));
   ValueId colMin = k.reduce(ReduceOp::Min, xs[4], 0), colSum = k.reduce(ReduceOp::Sum, xs[4], 0);
   ValueId colArgmax = k.cast(k.reduce(ReduceOp::Argmax, xs[3], 0), DType::I64);
-  k.store(colsOut, {c}, k.binary(BinaryOp::Add, colMin, k.binary(BinaryOp::Add, colSum, colArgmax)));
+  k.store(colsOut, {k.programId(), c}, k.binary(BinaryOp::Add, colMin, k.binary(BinaryOp::Add, colSum, colArgmax)));
   return k.f;
 }
 
