@@ -187,7 +187,7 @@ int cmdPtx(const Options &o) {
   const BuiltinOp &op = builtinOp(o.positional[0]);
   TileModule m = loadTileSource(op.file, builtinKernelSources().at(op.file));
   Bindings b = o.bindings;
-  b[op.hiddenParam] = std::to_string(*o.hidden);
+  if (!op.hiddenParam.empty()) b[op.hiddenParam] = std::to_string(*o.hidden);  // else all sizes are run-time
   b[op.dtypeParam] = o.dtype;
   // one kernel per module: the forward, the first backward kernel, or any of the op's by --kernel
   std::vector<std::string> all;
@@ -201,7 +201,7 @@ int cmdPtx(const Options &o) {
 
 int cmdList() {
   for (const BuiltinOp &op : builtinOps())
-    fmt::print("{:<12} {}\n             forward: {}; backward: {}\n", op.name, op.summary, op.forward,
+    fmt::print("{:<14} {}\n               forward: {}; backward: {}\n", op.name, op.summary, op.forward,
                fmt::join(op.backward, ", "));
   return 0;
 }
