@@ -61,6 +61,7 @@ void checkLossLse(const torch::Tensor &loss, const torch::Tensor &lse, const tor
   CHECK(relErr(lse, ref.lse.detach()) < 1e-5);
 }
 
+// block: columns per step, as PER_THREAD * 32 * WARPS with WARPS = 8
 void checkCrossEntropy(ir::DType dt, int64_t bt, int64_t v, const CeOptions &o, const std::string &block) {
   const TileModule &mod = builtinModule("cross_entropy.tile");
   std::string tn = ir::dtypeName(dt);
@@ -82,7 +83,7 @@ void checkCrossEntropy(ir::DType dt, int64_t bt, int64_t v, const CeOptions &o, 
   int64_t row = 0;
   for (int i = 0; i < o.ignoredRows; ++i) target[row++] = o.ignoreIndex;
   for (int i = 0; i < o.badRows; ++i) target[row++] = i % 2 ? -5 : v + i;  // below 0, or >= V
-  Bindings bind = {{"T", tn}, {"BLOCK", block}};
+  Bindings bind = {{"T", tn}, {"PER_THREAD", std::to_string(std::stoi(block) / 256)}, {"WARPS", "8"}};
   const double scale = 1.0 / 3.0;
   auto common = [&]() {
     return std::vector<KernelArg>{KernelArg::ofInt(o.ignoreIndex), KernelArg::ofFloat(o.smoothing),
