@@ -100,7 +100,8 @@ def _loss_grad_factor(g_rows, target, ignore_index, reduction):
 def _scaled(grad, factor):
     """grad * factor, skipping the pass when the factor is 1 (the usual loss.backward());
     under torch.compile the product is always taken."""
-    if not torch.compiler.is_compiling() and abs(factor.item() - 1.0) < 1e-6:
+    eager = type(factor) is torch.Tensor and not torch.compiler.is_compiling()  # not a traced (fake) tensor
+    if eager and abs(factor.item() - 1.0) < 1e-6:
         return grad
     return grad * factor.to(grad.dtype)
 
