@@ -230,6 +230,18 @@ def main():
     device = torch.cuda.get_device_name()
     copy_gbs = copy_bandwidth()
     print(f"{device}: copy {copy_gbs:.0f} GB/s", flush=True)
+    liger_rev = "not available"
+    if HAVE_LIGER:
+        rev = ROOT / ".peers" / "REVISION"
+        liger_rev = rev.read_text().strip() if rev.exists() else "checkout"
+    meta = dict(date=datetime.date.today().isoformat(), device=device, torch=torch.__version__,
+                triton=triton.__version__, tigon=tigon.__version__, liger=liger_rev, copy_gbs=copy_gbs)
+    stem = f"{device.replace(' ', '-')}-{meta['date']}"
+
+    def write(results, over):  # after every op, so a cut-short run still leaves its numbers
+        (out / f"{stem}.json").write_text(json.dumps(dict(meta=meta, results=results, overheads=over), indent=1))
+        (out / "benchmarks.md").write_text(markdown(results, device, copy_gbs, meta, over))
+
     results = []
     for name in args.ops.split(","):
         op = OPS[name]
@@ -244,17 +256,10 @@ def main():
                             f" peak+{r['peak_extra_gib']:.2f}GiB" + ("" if r["agrees"] else "  DIFFERS")
                         print(f"{r['op']:<12} {r['mode']:<8} {r['dtype']:<9} {r['shape']:<28} {r['impl']:<14} {msg}",
                               flush=True)
+        write(results, {})
     over = overheads() if not args.quick else {}
     print("overheads", over, flush=True)
-    liger_rev = "not available"
-    if HAVE_LIGER:
-        rev = ROOT / ".peers" / "REVISION"
-        liger_rev = rev.read_text().strip() if rev.exists() else "checkout"
-    meta = dict(date=datetime.date.today().isoformat(), device=device, torch=torch.__version__,
-                triton=triton.__version__, tigon=tigon.__version__, liger=liger_rev, copy_gbs=copy_gbs)
-    stem = f"{device.replace(' ', '-')}-{meta['date']}"
-    (out / f"{stem}.json").write_text(json.dumps(dict(meta=meta, results=results, overheads=over), indent=1))
-    (out / "benchmarks.md").write_text(markdown(results, device, copy_gbs, meta, over))
+    write(results, over)
     print("plots:", plots(results, out / "img"))
 
 
