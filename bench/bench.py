@@ -226,9 +226,19 @@ def main():
     ap.add_argument("--ops", default=",".join(OPS))
     ap.add_argument("--quick", action="store_true", help="one shape per op")
     ap.add_argument("--out", default=str(ROOT / "bench" / "out"))
+    ap.add_argument("--from-json", nargs="+", metavar="RESULTS",
+                    help="no measuring: rebuild the table and plots from the JSON of earlier runs (one device)")
     args = ap.parse_args()
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.from_json:
+        runs = [json.loads(pathlib.Path(f).read_text()) for f in args.from_json]
+        meta, results, over = runs[0]["meta"], [r for run in runs for r in run["results"]], {}
+        for run in runs:
+            over = run.get("overheads") or over
+        (out / "benchmarks.md").write_text(markdown(results, meta["device"], meta["copy_gbs"], meta, over))
+        print("plots:", plots(results, out / "img"))
+        return
     torch.manual_seed(0)
     device = torch.cuda.get_device_name()
     copy_gbs = copy_bandwidth()

@@ -208,7 +208,7 @@ class MRoPE(RoPE):
     def make_one(self, shape, dtype):
         case = super().make_one(shape, dtype)
         b, hq, hk, t, d = shape
-        ang = torch.randn(3, 1, t, d // 2, device="cuda")
+        ang = torch.randn(3, b, t, d // 2, device="cuda")  # per-sample tables, as Qwen2-VL makes them
         case["cos"] = torch.cat((ang.cos(), ang.cos()), -1).to(dtype)
         case["sin"] = torch.cat((ang.sin(), ang.sin()), -1).to(dtype)
         return case
