@@ -80,7 +80,7 @@ def run_case(op, shape, mode, dtype, copy_gbs, impls):
                 ok = True
             else:
                 ok = op.agrees(out, reference, dtype)
-            ms = time_ms(runner, graph=mode == "fwd")
+            ms = time_ms(runner, graph=mode == "fwd" and op.graph_fwd)
             gbs = nbytes / (ms * 1e-3) / 1e9
             rows.append(dict(op=op.name, mode=mode, shape=op.label(shape), dtype=str(dtype).replace("torch.", ""),
                              impl=name, ms=ms, gbs=gbs, pct_copy=100 * gbs / copy_gbs, bytes=nbytes, agrees=ok,
