@@ -83,21 +83,21 @@ class TigonModule:
     """Marker base of every class tigon swaps in: ``isinstance(m, tigon.TigonModule)``."""
 
 
-def _autocast_fp32(x: torch.Tensor) -> bool:
-    return torch.is_autocast_enabled(x.device.type)
+def _autocast_layer_norm_to_fp32(x: torch.Tensor) -> bool:
+    """CUDA autocast runs layer_norm in float32 (its fp32 list); CPU autocast leaves it alone."""
+    return x.device.type == "cuda" and torch.is_autocast_enabled("cuda")
 
 
 def _layer_norm_forward(self, x):
     w, b = self.weight, self.bias
     if len(self.normalized_shape) != 1 or not x.is_floating_point():
-        return type(self)._tigon_base.forward(self, x)  # pragma: no cover - refused at patch time
-    if (w is not None and w.dtype != x.dtype) or (b is not None and b.dtype != x.dtype):
-        if not _autocast_fp32(x):
-            return type(self)._tigon_base.forward(self, x)  # torch's mixed-dtype rules, exactly
-        # autocast runs layer_norm in float32 (its fp32 list): so do we
+        return type(self)._tigon_base.forward(self, x)   # refused at patch time; apply()'s can meet it
+    if _autocast_layer_norm_to_fp32(x):      # what autocast would do to torch's layer_norm
         x = x.float()
         w = w.float() if w is not None else None
         b = b.float() if b is not None else None
+    elif (w is not None and w.dtype != x.dtype) or (b is not None and b.dtype != x.dtype):
+        return type(self)._tigon_base.forward(self, x)   # torch's mixed-dtype kernel, exactly
     return _ops.layer_norm(x, w, b, self.eps)
 
 

@@ -1,0 +1,157 @@
+"""Tiny transformers models, patched both ways (tigon.patch on an instance, tigon.apply before
+the model is built), against the same model unpatched: same weights, same batch, the loss of a
+training step with labels (fused linear cross-entropy for the language models), the logits
+of an eval forward, and the gradient of every parameter.
+
+Tolerances (relative error in norm, |a - b| / |b|, per tensor):
+  float32: 1e-4 for loss, logits and gradients. Both sides compute in float32; what differs
+           is the order of the reductions (tigon's kernels vs torch's), which moves the
+           results by ~1e-6; 1e-4 leaves room for the cancellation in small gradients.
+  bfloat16 (CUDA only): 2e-2 for loss and logits, 8e-2 for gradients. tigon rounds once where
+           transformers rounds after every multiply and add (RoPE, Llama's RMSNorm weight
+           product, SwiGLU), so the two runs differ by a few bf16 ulps per op, amplified
+           through two layers and the backward pass.
+"""
+import copy
+
+import pytest
+import torch
+
+import tigon
+import tiny_models as tm
+from conftest import DEVICES
+
+TOL = {torch.float32: dict(loss=1e-4, logits=1e-4, grad=1e-4),
+       torch.bfloat16: dict(loss=2e-2, logits=2e-2, grad=8e-2)}
+
+# What tigon.patch must replace in each tiny model (2 layers; the VL vision towers have 1 or 2 blocks).
+EXPECTED = {
+    "llama": {"TigonLlamaRMSNorm": 5, "TigonLlamaMLP": 2},
+    "mistral": {"TigonMistralRMSNorm": 5, "TigonMistralMLP": 2},
+    "qwen2": {"TigonQwen2RMSNorm": 5, "TigonQwen2MLP": 2},
+    "qwen3": {"TigonQwen3RMSNorm": 9, "TigonQwen3MLP": 2},              # + q_norm / k_norm per layer
+    "gemma": {"TigonGemmaRMSNorm": 5},                                   # GeGLU MLP: not SwiGLU
+    "qwen2_vl": {"TigonQwen2VLRMSNorm": 5, "TigonQwen2MLP": 2, "TigonLayerNorm": 3},   # vision norm1/2, ln_q
+    "qwen2_5_vl": {"TigonQwen2_5_VLRMSNorm": 10, "TigonQwen2MLP": 2, "TigonQwen2_5_VLMLP": 2},
+    "vit": {"TigonLayerNorm": 5},
+}
+LMS = {"llama", "mistral", "qwen2", "qwen3", "gemma", "qwen2_vl", "qwen2_5_vl"}
+ROPE = {"llama", "mistral", "qwen2", "qwen3", "gemma", "qwen2_vl", "qwen2_5_vl"}
+
+# every device of conftest.DEVICES in float32, and bfloat16 on the GPU
+CASES = [pytest.param(d.values[0], torch.float32, marks=d.marks, id=f"{d.values[0]}-f32") for d in DEVICES] + \
+        [pytest.param(d.values[0], torch.bfloat16, marks=d.marks, id=f"{d.values[0]}-bf16")
+         for d in DEVICES if d.values[0] != "cpu"]
+
+
+@pytest.fixture(autouse=True)
+def _unpatch():
+    yield
+    tigon.unpatch()
+
+
+def rel(a, b):
+    a, b = a.double(), b.double()
+    return ((a - b).norm() / b.norm().clamp_min(1e-12)).item()
+
+
+def step(model, name, device, dtype):
+    """Loss and gradients of a training step, then the logits of an eval forward."""
+    model.zero_grad(set_to_none=True)
+    model.train()
+    out = model(**tm.inputs(name, device=device, dtype=dtype))
+    out.loss.backward()
+    grads = {k: p.grad.detach().clone() for k, p in model.named_parameters() if p.grad is not None}
+    model.eval()
+    with torch.no_grad():
+        logits = model(**tm.inputs(name, device=device, dtype=dtype, labels=False)).logits
+    model.train()
+    return out, grads, logits
+
+
+def compare(ref, got, dtype):
+    tol = TOL[dtype]
+    (ref_out, ref_grads, ref_logits), (out, grads, logits) = ref, got
+    assert rel(out.loss, ref_out.loss) < tol["loss"], (out.loss.item(), ref_out.loss.item())
+    assert rel(logits, ref_logits) < tol["logits"]
+    assert grads.keys() == ref_grads.keys()
+    bad = {k: rel(grads[k], ref_grads[k]) for k in ref_grads if rel(grads[k], ref_grads[k]) >= tol["grad"]}
+    assert not bad, f"gradients differ: {bad}"
+
+
+def _needs_ops(name):
+    missing = [op for op in ("rope", "swiglu", "cross_entropy", "fused_linear_cross_entropy")
+               if not hasattr(tigon, op)]
+    if missing:
+        pytest.skip(f"tigon.{', tigon.'.join(missing)} not in this build yet")
+
+
+def _check_replaced(model, name):
+    counts = {}
+    for m in model.modules():
+        if isinstance(m, tigon.TigonModule):
+            counts[type(m).__name__] = counts.get(type(m).__name__, 0) + 1
+    assert counts == EXPECTED[name]
+
+
+@pytest.mark.parametrize("device,dtype", CASES)
+@pytest.mark.parametrize("name", list(tm.MODELS))
+def test_patch_instance_matches(name, device, dtype):
+    _needs_ops(name)
+    ref_model = tm.build(name, device=device, dtype=dtype)
+    ref = step(ref_model, name, device, dtype)          # before: rope=True patches the modeling module
+    model = copy.deepcopy(ref_model)
+    params = {k: id(p) for k, p in model.named_parameters()}
+    keys = list(model.state_dict())
+    report = tigon.patch(model)
+    assert {k: id(p) for k, p in model.named_parameters()} == params
+    assert list(model.state_dict()) == keys
+    assert sorted(report.replaced_paths()) == sorted(
+        p for p, m in model.named_modules() if isinstance(m, tigon.TigonModule))
+    assert report.unknown == []
+    _check_replaced(model, name)
+    if name in LMS:
+        assert any("fused linear cross-entropy" in what for _, what in report.forwards)
+    if name in ROPE:
+        assert any(where.endswith(".apply_rotary_pos_emb") for where, _ in report.functions)
+    got = step(model, name, device, dtype)
+    if name in LMS:
+        assert got[0].logits is None                    # the fused loss never made the logits
+    compare(ref, got, dtype)
+
+
+@pytest.mark.parametrize("device,dtype", CASES)
+@pytest.mark.parametrize("name", list(tm.MODELS))
+def test_apply_before_init_matches(name, device, dtype):
+    _needs_ops(name)
+    ref_model = tm.build(name, device=device, dtype=dtype)
+    ref = step(ref_model, name, device, dtype)
+    report = tigon.apply(name)
+    assert report.functions
+    model = tm.build_like(name, ref_model)
+    _check_replaced(model, name)
+    if name in LMS:
+        assert getattr(type(model).forward, "_tigon", None)
+    got = step(model, name, device, dtype)
+    if name in LMS:
+        assert got[0].logits is None
+    compare(ref, got, dtype)
+
+
+@pytest.mark.parametrize("name", ["llama", "qwen2_vl"])
+def test_skip_logits_false_and_num_items_in_batch(name):
+    """skip_logits=False keeps the logits (the original forward); num_items_in_batch (the
+    Trainer's gradient accumulation) divides the summed loss in both paths."""
+    _needs_ops(name)
+    ref_model = tm.build(name)
+    batch = tm.inputs(name)
+    n = (batch["labels"][:, 1:] != -100).sum() * 2
+    ref = ref_model(**batch, num_items_in_batch=n).loss
+    tigon.apply(name)
+    model = tm.build_like(name, ref_model)
+    out = model(**batch, num_items_in_batch=n)
+    assert out.logits is None and rel(out.loss, ref) < 1e-4
+    out = model(**batch, skip_logits=False)
+    assert out.logits is not None and rel(out.loss, ref_model(**batch).loss) < 1e-4
+    tup = model(**batch, return_dict=False)
+    assert rel(tup[0], ref_model(**batch).loss) < 1e-4
