@@ -140,7 +140,7 @@ def apply(model_type: str, *, rms_norm: bool = True, layer_norm: bool = True, ro
         raise ValueError(f"tigon.apply: unknown model_type {model_type!r}; known: {', '.join(MODELS)}")
     entry = MODELS[model_type]
     mod = importlib.import_module(module_name(model_type))
-    report = PatchReport(model=model_type)
+    report = PatchReport(model=model_type, call="tigon.apply")
     if rms_norm:
         for name, spec in entry.get("rms_norm", {}).items():
             orig = getattr(mod, name)

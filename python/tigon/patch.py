@@ -219,10 +219,11 @@ def _looks_like_norm(m: nn.Module) -> bool:
 @dataclass
 class PatchReport:
     """What tigon.patch did. ``replaced``: (module path, original class, tigon class);
-    ``functions``: (where, what it now calls); ``forwards``: (path, what); ``unknown``: (path,
+    ``functions``: (a name in a module or class, what it is now); ``forwards``: (path, what); ``unknown``: (path,
     class, why it was left untouched) for modules that look like norms (or are known classes
     in a configuration tigon does not take) but were not replaced."""
     model: str = ""
+    call: str = "tigon.patch"
     replaced: list = field(default_factory=list)
     functions: list = field(default_factory=list)
     forwards: list = field(default_factory=list)
@@ -235,13 +236,13 @@ class PatchReport:
         return len(self.replaced) + len(self.functions) + len(self.forwards)
 
     def __str__(self):
-        lines = [f"tigon.patch({self.model}): {len(self.replaced)} modules replaced, "
-                 f"{len(self.functions)} functions, {len(self.forwards)} forwards, "
+        lines = [f"{self.call}({self.model}): {len(self.replaced)} modules replaced, "
+                 f"{len(self.functions)} names swapped, {len(self.forwards)} forwards, "
                  f"{len(self.unknown)} left untouched"]
         for path, old, new in self.replaced:
             lines.append(f"  replaced   {path or '<root>'}: {old} -> {new}")
         for where, what in self.functions:
-            lines.append(f"  function   {where} -> {what}")
+            lines.append(f"  swapped    {where} -> {what}")
         for path, what in self.forwards:
             lines.append(f"  forward    {path or '<root>'}: {what}")
         for path, cls, why in self.unknown:

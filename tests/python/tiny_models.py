@@ -3,14 +3,17 @@ batch of inputs for each, shared by test_models.py and train_tiny.py. Small enou
 CPU interpreter: hidden 32, one or two layers, vocabulary 128, 8 tokens, one 8x8 image."""
 import torch
 
+# sizes, read at call time (train_tiny.py --big raises them)
 VOCAB = 128
 SEQ = 8
 BATCH = 2
+HIDDEN = 32
 
 
 def _text_kwargs(**extra):
-    kw = dict(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-              num_key_value_heads=2, head_dim=8, max_position_embeddings=64, rms_norm_eps=1e-6,
+    kw = dict(vocab_size=VOCAB, hidden_size=HIDDEN, intermediate_size=2 * HIDDEN, num_hidden_layers=2,
+              num_attention_heads=4,
+              num_key_value_heads=2, head_dim=HIDDEN // 4, max_position_embeddings=max(64, 2 * SEQ), rms_norm_eps=1e-6,
               tie_word_embeddings=False, pad_token_id=0, bos_token_id=1, eos_token_id=2)
     kw.update(extra)
     return kw
@@ -41,15 +44,22 @@ def _gemma():
     return GemmaForCausalLM, GemmaConfig(**_text_kwargs(hidden_act="gelu_pytorch_tanh"))
 
 
-# one image of 8x8 pixels in 2x2 patches: a 4x4 grid, merged 2x2 into 4 tokens
-IMAGE_TOKEN, VISION_START, VISION_END = 120, 121, 122
+# one image of 8x8 pixels in 2x2 patches: a 4x4 grid, merged 2x2 into 4 tokens; the special
+# tokens are the last ids of the vocabulary, text tokens are drawn below them
 GRID = (1, 4, 4)
+
+
+def _special():
+    return dict(image_token_id=VOCAB - 8, vision_start_token_id=VOCAB - 7, vision_end_token_id=VOCAB - 6,
+                video_token_id=VOCAB - 5)
+
 PATCH, TEMPORAL, MERGE = 2, 2, 2
 
 
 def _vl_text(**extra):
+    half = HIDDEN // 8                  # head_dim / 2, split over (temporal, height, width)
     kw = _text_kwargs(head_dim=None, rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
-                                                      "mrope_section": [1, 1, 2]})
+                                                      "mrope_section": [half - 2 * (half // 3), half // 3, half // 3]})
     kw.pop("head_dim")
     kw.update(extra)
     return kw
@@ -59,10 +69,9 @@ def _qwen2_vl():
     from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
     cfg = Qwen2VLConfig(
         text_config=_vl_text(),
-        vision_config=dict(depth=1, embed_dim=32, hidden_size=32, num_heads=2, mlp_ratio=2, in_channels=3,
+        vision_config=dict(depth=1, embed_dim=32, hidden_size=HIDDEN, num_heads=2, mlp_ratio=2, in_channels=3,
                            patch_size=PATCH, spatial_merge_size=MERGE, temporal_patch_size=TEMPORAL),
-        image_token_id=IMAGE_TOKEN, vision_start_token_id=VISION_START, vision_end_token_id=VISION_END,
-        video_token_id=123)
+        **_special())
     return Qwen2VLForConditionalGeneration, cfg
 
 
@@ -72,9 +81,8 @@ def _qwen2_5_vl():
         text_config=_vl_text(),
         vision_config=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, in_channels=3,
                            patch_size=PATCH, spatial_merge_size=MERGE, temporal_patch_size=TEMPORAL,
-                           out_hidden_size=32, window_size=8, fullatt_block_indexes=[1]),
-        image_token_id=IMAGE_TOKEN, vision_start_token_id=VISION_START, vision_end_token_id=VISION_END,
-        video_token_id=123)
+                           out_hidden_size=HIDDEN, window_size=8, fullatt_block_indexes=[1]),
+        **_special())
     return Qwen2_5_VLForConditionalGeneration, cfg
 
 
@@ -127,16 +135,17 @@ def inputs(name: str, seed: int = 0, device="cpu", dtype=torch.float32, labels=T
         if labels:
             batch["labels"] = torch.randint(0, 5, (BATCH,), generator=g).to(device)
         return batch
-    ids = torch.randint(3, 100, (BATCH, SEQ), generator=g)
+    ids = torch.randint(3, VOCAB - 8, (BATCH, SEQ), generator=g)
     batch = {"input_ids": ids}
     if name in ("qwen2_vl", "qwen2_5_vl"):
         n_img = GRID[0] * GRID[1] * GRID[2] // MERGE ** 2
-        seq = torch.randint(3, 100, (BATCH, SEQ + n_img + 2), generator=g)
-        seq[0, 1] = VISION_START                       # the image in the first sample only
-        seq[0, 2:2 + n_img] = IMAGE_TOKEN
-        seq[0, 2 + n_img] = VISION_END
+        sp = _special()
+        seq = torch.randint(3, VOCAB - 8, (BATCH, SEQ + n_img + 2), generator=g)
+        seq[0, 1] = sp["vision_start_token_id"]        # the image in the first sample only
+        seq[0, 2:2 + n_img] = sp["image_token_id"]
+        seq[0, 2 + n_img] = sp["vision_end_token_id"]
         batch["input_ids"] = ids = seq
-        batch["mm_token_type_ids"] = (seq == IMAGE_TOKEN).int()
+        batch["mm_token_type_ids"] = (seq == sp["image_token_id"]).int()
         n_patches = GRID[0] * GRID[1] * GRID[2]
         batch["pixel_values"] = torch.randn(n_patches, 3 * TEMPORAL * PATCH * PATCH, generator=g).to(dtype)
         batch["image_grid_thw"] = torch.tensor([GRID])
@@ -145,6 +154,6 @@ def inputs(name: str, seed: int = 0, device="cpu", dtype=torch.float32, labels=T
         lab = ids.clone()
         lab[:, :2] = -100                              # a prompt that is not scored
         if name in ("qwen2_vl", "qwen2_5_vl"):
-            lab[ids == IMAGE_TOKEN] = -100
+            lab[ids == sp["image_token_id"]] = -100
         batch["labels"] = lab
     return {k: v.to(device) for k, v in batch.items()}
