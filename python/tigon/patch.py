@@ -80,7 +80,20 @@ def unpatch() -> int:
 # ---- tigon subclasses of the known modules ------------------------------------------------
 
 class TigonModule:
-    """Marker base of every class tigon swaps in: ``isinstance(m, tigon.TigonModule)``."""
+    """Marker base of every class tigon swaps in: ``isinstance(m, tigon.TigonModule)``.
+
+    The classes are made at run time, so an instance pickles as "the tigon class of <original
+    class> for <kind>" and is rebuilt from that in any process (torch.save(model), deepcopy)."""
+
+    def __reduce_ex__(self, protocol):
+        cls = type(self)
+        return (_new_tigon, (cls._tigon_base, cls._tigon_kind, getattr(cls, "_tigon_spec", None)),
+                self.__getstate__())
+
+
+def _new_tigon(base, kind, spec):
+    cls = tigon_class(base, kind, spec)
+    return cls.__new__(cls)
 
 
 def _autocast_layer_norm_to_fp32(x: torch.Tensor) -> bool:
@@ -175,9 +188,6 @@ def tigon_class(cls: type, kind: str, spec: dict | None = None) -> type:
             ns["extra_repr"] = _spec_repr(cls, spec)
         sub = type("Tigon" + cls.__name__, (cls, TigonModule), ns)
         sub.__qualname__ = sub.__name__
-        # reachable by name (pickle, repr) as tigon.patch.TigonLlamaRMSNorm; a clash between two
-        # modeling modules' same-named classes only affects that lookup, not behaviour
-        globals().setdefault(sub.__name__, sub)
         _classes[key] = sub
     return _classes[key]
 
@@ -306,7 +316,8 @@ def patch(model: nn.Module, *, rms_norm: bool = True, layer_norm: bool = True, r
             what = _hf.patch_loss_function(m, _record_set)
             if what:
                 report.forwards.append((path, what))
-        if fused_linear_cross_entropy and _qualified(type(m)) in lms and "forward" not in m.__dict__:
+        if (fused_linear_cross_entropy and _qualified(type(m)) in lms and "forward" not in m.__dict__
+                and not _hf.is_tigon(type(m).forward)):     # not already by tigon.apply
             _record_set(m, "forward", types.MethodType(_hf.lce_forward(type(m).forward), m), weak=True)
             report.forwards.append((path, "forward: fused linear cross-entropy when training with labels"))
     if rope:
@@ -339,8 +350,8 @@ def _classify(m, rms_specs, mlps, rms_norm, layer_norm, swiglu, cross_entropy):
     if name in mlps and swiglu:
         if type(getattr(m, "act_fn", None)).__name__ not in _SILU:
             return None, None, f"gated MLP with {type(getattr(m, 'act_fn', None)).__name__}, not SiLU: not SwiGLU"
-        if not all(isinstance(getattr(m, p, None), nn.Linear) for p in ("gate_proj", "up_proj", "down_proj")):
-            return None, None, "known MLP class without Linear gate/up/down projections"
+        if not all(isinstance(getattr(m, p, None), nn.Module) for p in ("gate_proj", "up_proj", "down_proj")):
+            return None, None, "known MLP class without gate/up/down projection modules"
         return "swiglu", None, None
     if cls is nn.CrossEntropyLoss and cross_entropy:
         if m.weight is not None:

@@ -156,6 +156,18 @@ def test_shared_modules_hooks_and_twice():
     assert again.replaced == [] and again.unknown == []
 
 
+def test_pickle_and_deepcopy_of_a_patched_model():
+    import pickle
+    from transformers.models.llama.modeling_llama import LlamaRMSNorm
+    model = nn.Sequential(nn.LayerNorm(8), LlamaRMSNorm(8, eps=1e-5))
+    tigon.patch(model)
+    for other in (pickle.loads(pickle.dumps(model)), copy.deepcopy(model)):
+        assert [type(m) for m in other] == [type(m) for m in model]
+        assert other[1].variance_epsilon == 1e-5
+        x = torch.randn(2, 8)
+        assert torch.equal(other(x), model(x))
+
+
 def test_overridden_forward_is_reported():
     norm = nn.LayerNorm(16)
     norm.forward = lambda x: x           # what accelerate's hooks do to a module
