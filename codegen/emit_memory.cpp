@@ -18,6 +18,7 @@ KernelEmitter::Access KernelEmitter::prepareAccess(const ir::Op &op, const Layou
   if (p.kind != ir::Param::Kind::Tensor) fail(op, "parameter '" + p.name + "' is not a tensor");
   const TensorArgs &t = tensors_[size_t(op.param)];
   Access a;
+  a.plan = planAccess(f_, facts_, geo_, op, layout);
   a.dtype = p.dtype;
   a.base = t.base;
   int rank = p.rank(), k = layout.rank();
@@ -30,35 +31,19 @@ KernelEmitter::Access KernelEmitter::prepareAccess(const ir::Op &op, const Layou
   // Scalar indices go into every element; the k-th 1-D index walks tile axis k.
   Value *scalarOffset = b_.getInt64(0);
   Value *scalarCond = store ? firstReplica(layout) : nullptr;
-  std::vector<int> dimOfAxis;
-  std::vector<const Elements *> axisIndex;
-  std::vector<Contiguity> contiguity;
-  for (int d = 0; d < rank; ++d) {
-    ir::ValueId id = op.operands[size_t(d)];
-    if (f_.type(id).rank() == 0) {
-      Value *idx = get(id, {})[0];
-      scalarOffset = b_.CreateAdd(scalarOffset, term(d, idx));
-      scalarCond = all({scalarCond, inBounds(d, idx)});
-    } else {
-      dimOfAxis.push_back(d);
-      axisIndex.push_back(&get(id, indexLayouts[size_t(d)]));
-      contiguity.push_back(facts_.contiguity(id));
-    }
+  for (int d : a.plan.scalarDims) {
+    Value *idx = get(op.operands[size_t(d)], {})[0];
+    scalarOffset = b_.CreateAdd(scalarOffset, term(d, idx));
+    scalarCond = all({scalarCond, inBounds(d, idx)});
   }
-  if (int(dimOfAxis.size()) != k) fail(op, "internal: index count does not match the tile's rank");
-  // An index that is exactly iota over an axis no longer than a static size is in bounds
-  // wherever it is not padding.
-  auto boundsImplied = [&](int ax) {
-    return contiguity[size_t(ax)].zeroOffset && p.staticDims[size_t(dimOfAxis[size_t(ax)])] >= layout.extent[size_t(ax)];
-  };
   auto axisTerms = [&](int ax, Value *baseOffset, Value *baseCond, std::vector<Value *> &offsets,
                        std::vector<Value *> &conds) {
     const AxisView &view = axis(layout.dist[size_t(ax)], layout.extent[size_t(ax)]);
-    int d = dimOfAxis[size_t(ax)];
+    const AccessPlan::Axis &plan = a.plan.axes[size_t(ax)];
+    const Elements &index = get(op.operands[size_t(plan.dim)], indexLayouts[size_t(plan.dim)]);
     for (size_t s = 0; s < view.slots.size(); ++s) {
-      Value *idx = (*axisIndex[size_t(ax)])[s];
-      offsets.push_back(baseOffset ? b_.CreateAdd(baseOffset, term(d, idx)) : term(d, idx));
-      conds.push_back(all({baseCond, view.valid[s], boundsImplied(ax) ? nullptr : inBounds(d, idx)}));
+      offsets.push_back(baseOffset ? b_.CreateAdd(baseOffset, term(plan.dim, index[s])) : term(plan.dim, index[s]));
+      conds.push_back(all({baseCond, view.valid[s], plan.boundsImplied ? nullptr : inBounds(plan.dim, index[s])}));
     }
   };
   if (k == 2) {
@@ -73,46 +58,21 @@ KernelEmitter::Access KernelEmitter::prepareAccess(const ir::Op &op, const Layou
     a.innerOffset = {b_.getInt64(0)};
     a.innerCond = {nullptr};
   }
-
-  // Chunk j starts at column lc*v + j*tc*v + s: with s a multiple of v, the chunk's bytes are
-  // 16-byte aligned given the aligned16 promise (aligned base and row strides).
-  int v = geo_.v, last = k - 1;
-  int log2v = 0;
-  while ((1 << log2v) < v) ++log2v;
-  a.vectorized = k >= 1 && op.kind != ir::OpKind::AtomicAdd && p.aligned16 && dimOfAxis[size_t(last)] == rank - 1 &&
-                 layout.dist[size_t(last)] == Dist::G1 && contiguity[size_t(last)].contiguous &&
-                 contiguity[size_t(last)].alignLog2 >= log2v;
-  if (!a.vectorized) return a;
-  const AxisView &view = axis(Dist::G1, layout.extent[size_t(last)]);
-  int64_t size = p.staticDims[size_t(rank - 1)];
-  bool implied = boundsImplied(last);
-  // A chunk is wholly in or wholly out of bounds when its start and the size are multiples of v.
-  a.partial = !(implied || (size >= 0 && size % v == 0));
-  for (size_t j = 0; (j + 1) * size_t(v) <= view.slots.size(); ++j) {
-    size_t lastSlot = j * size_t(v) + size_t(v) - 1;
+  if (!a.plan.vectorized) return a;
+  const AxisView &view = axis(Dist::G1, layout.extent[size_t(k - 1)]);
+  const AccessPlan::Axis &lastAxis = a.plan.axes.back();
+  const Elements &index = get(op.operands[size_t(lastAxis.dim)], indexLayouts[size_t(lastAxis.dim)]);
+  size_t v = size_t(geo_.v);
+  for (size_t j = 0; j < a.plan.chunks; ++j) {
     Value *bounds = nullptr;
-    if (!implied) {
-      Value *first = wide((*axisIndex[size_t(last)])[j * size_t(v)]);
+    if (!lastAxis.boundsImplied) {
+      Value *first = wide(index[j * v]);
       bounds = b_.CreateAnd(b_.CreateICmpSGE(first, b_.getInt64(0)),
                             b_.CreateICmpSLE(b_.CreateAdd(first, b_.getInt64(uint64_t(v))), t.sizes[size_t(rank - 1)]));
     }
-    a.chunkCond.push_back(all({view.valid[lastSlot], bounds}));
-    // Padding covers whole chunks when the extent is a multiple of v.
-    if (!view.slots[lastSlot].alwaysValid && layout.extent[size_t(last)] % v != 0) a.partial = true;
+    a.chunkCond.push_back(all({view.valid[j * v + v - 1], bounds}));
   }
   return a;
-}
-
-std::vector<KernelEmitter::Step> KernelEmitter::accessSteps(const Access &a) const {
-  std::vector<Step> steps;
-  size_t v = size_t(geo_.v);
-  for (size_t o = 0; o < a.outerOffset.size(); ++o)
-    for (size_t i = 0; i < a.innerOffset.size();) {
-      bool chunk = a.vectorized && i / v < a.chunkCond.size();  // i is a multiple of v here
-      steps.push_back({o, i, chunk});
-      i += chunk ? v : 1;
-    }
-  return steps;
 }
 
 Value *KernelEmitter::elementAddress(const Access &a, Value *offset) {
@@ -152,7 +112,7 @@ Elements KernelEmitter::emitLoad(const ir::Op &op, const Layout &layout) {
   if (f_.type(op.operands.back()).dtype != a.dtype) fail(op, "`other` must have the tensor's dtype");
   llvm::Type *mem = memoryType(ctx_, a.dtype);
   int bytes = ir::dtypeBytes(a.dtype), v = geo_.v, perVector = 16 / bytes;
-  size_t vectorsPerChunk = size_t(v * bytes / 16);
+  size_t vectorsPerChunk = size_t(a.plan.vectorsPerChunk);
   auto scalarLoad = [&, mem, bytes](Value *offset) -> Elements {
     Value *x = b_.CreateAlignedLoad(mem, elementAddress(a, offset), llvm::Align(uint64_t(bytes)));
     return {fromMemory(b_, a.dtype, x)};
@@ -171,8 +131,8 @@ Elements KernelEmitter::emitLoad(const ir::Op &op, const Layout &layout) {
                    [other] { return Elements{other}; }};
   };
   std::vector<Guarded> items;
-  std::vector<Step> steps = accessSteps(a);
-  for (const Step &step : steps) {
+  const std::vector<AccessPlan::Step> &steps = a.plan.steps;
+  for (const AccessPlan::Step &step : steps) {
     if (!step.chunk) {
       items.push_back(elementItem(step.outer, step.inner));
       continue;
@@ -181,7 +141,7 @@ Elements KernelEmitter::emitLoad(const ir::Op &op, const Layout &layout) {
     std::function<Elements()> otherwise = [this, other, v, dtype = a.dtype] {
       return packChunk(dtype, Elements(size_t(v), other));
     };
-    if (a.partial) {
+    if (a.plan.partial) {
       std::vector<Guarded> elements;
       for (size_t e = step.inner; e < step.inner + size_t(v); ++e) elements.push_back(elementItem(step.outer, e));
       otherwise = [this, elements, dtype = a.dtype] { return packChunk(dtype, emitGuarded(elements)); };
@@ -238,14 +198,14 @@ void KernelEmitter::emitStore(const ir::Op &op) {
     return Guarded{all({a.outerCond[o], a.innerCond[i]}), [=, &scalarStore] { return scalarStore(offset, x); }, {}};
   };
   std::vector<Guarded> items;
-  for (const Step &step : accessSteps(a)) {
+  for (const AccessPlan::Step &step : a.plan.steps) {
     if (!step.chunk) {
       items.push_back(elementItem(step.outer, step.inner));
       continue;
     }
     Value *offset = b_.CreateAdd(a.outerOffset[step.outer], a.innerOffset[step.inner]);
     std::function<Elements()> otherwise;
-    if (a.partial) {
+    if (a.plan.partial) {
       std::vector<Guarded> elements;
       for (size_t e = step.inner; e < step.inner + size_t(v); ++e) elements.push_back(elementItem(step.outer, e));
       otherwise = [this, elements] { return emitGuarded(elements); };

@@ -75,27 +75,17 @@ Elements KernelEmitter::emitReduce(const ir::Op &op, const Layout &result) {
   const Elements &xs = get(x, in);
   ir::DType dtype = f_.type(x).dtype;
   bool isFloat = ir::isFloat(dtype);
-  if (!isFloat && !ir::isInt(dtype)) fail(op, fmt::format("cannot reduce {}", ir::dtypeName(dtype)));
-  int a = op.axis;
-  if (a < 0 || a >= in.rank()) fail(op, "bad axis");
-  Layout kept = in;
-  kept.dist.erase(kept.dist.begin() + a);
-  kept.extent.erase(kept.extent.begin() + a);
-  if (kept != result) fail(op, "internal: the result layout is not the kept axis's");
-
-  Dist reduced = in.dist[size_t(a)];
-  const AxisView &view = axis(reduced, in.extent[size_t(a)]);
-  std::vector<size_t> counts = slotCounts(in);
-  size_t nRed = counts[size_t(a)], nKept = in.rank() == 2 ? counts[size_t(1 - a)] : 1;
+  ReducePlan plan = planReduce(f_, geo_, op, in, result);
+  const AxisView &view = axis(plan.reduced, in.extent[size_t(op.axis)]);
   llvm::Type *accType = isFloat ? b_.getFloatTy() : registerType(ctx_, dtype);
 
   // In-thread: fold the thread's valid elements, in slot order.
   std::vector<Acc> accs;
-  for (size_t k = 0; k < nKept; ++k) {
+  for (size_t k = 0; k < plan.nKept; ++k) {
     Acc acc = identity(b_, op.rop, accType);
-    for (size_t r = 0; r < nRed; ++r) {
-      size_t flat = in.rank() == 1 ? r : a == 1 ? k * nRed + r : r * nKept + k;
-      Acc e{isFloat ? widen(b_, dtype, xs[flat]) : xs[flat], view.index[r]};
+    for (size_t r = 0; r < plan.nRed; ++r) {
+      Value *x = xs[plan.element(k, r)];
+      Acc e{isFloat ? widen(b_, dtype, x) : x, view.index[r]};
       Acc c = combine(b_, op.rop, isFloat, acc, e);
       if (Value *valid = view.valid[r])
         c = {b_.CreateSelect(valid, c.value, acc.value), c.index ? b_.CreateSelect(valid, c.index, acc.index) : nullptr};
@@ -104,46 +94,26 @@ Elements KernelEmitter::emitReduce(const ir::Op &op, const Layout &result) {
     accs.push_back(acc);
   }
 
-  // Across threads: the reduced axis's thread bits are the bits of lc (G1) or of g (G0).
-  // Those inside a warp go by butterfly shuffles; those above, through shared memory.
-  int tc = geo_.tc;
-  std::vector<int> laneMasks;
-  int warpParts = 1;                       // partials per kept position after the shuffles
-  Value *keptCoord = nullptr, *warpCoord = nullptr, *writer = nullptr;
-  int keptCount = 0;
-  if (reduced == Dist::G1) {
-    for (int m = 1; m < std::min(tc, 32); m *= 2) laneMasks.push_back(m);
-    warpParts = std::max(1, tc / 32);
-    keptCount = geo_.tr;
-    keptCoord = g_;
-    warpCoord = prologue_.CreateLShr(lc_, 5);
-    writer = prologue_.CreateICmpEQ(prologue_.CreateAnd(lc_, 31), prologue_.getInt32(0));
-  } else if (reduced == Dist::G0) {
-    for (int m = tc; m < 32; m *= 2) laneMasks.push_back(m);
-    int rowsPerWarp = std::max(1, 32 / tc);
-    warpParts = geo_.tr / rowsPerWarp;
-    keptCount = tc;
-    keptCoord = lc_;
-    warpCoord = prologue_.CreateUDiv(g_, prologue_.getInt32(uint32_t(rowsPerWarp)));
-    writer = prologue_.CreateICmpEQ(prologue_.CreateURem(g_, prologue_.getInt32(uint32_t(rowsPerWarp))), prologue_.getInt32(0));
-  }
-  for (int mask : laneMasks)
+  // Across threads: shuffles, then one round through shared memory.
+  for (int mask : plan.laneMasks)
     for (Acc &acc : accs) {
       Acc other{shuffleXor(acc.value, mask), acc.index ? shuffleXor(acc.index, mask) : nullptr};
       acc = combine(b_, op.rop, isFloat, acc, other);
     }
-  if (warpParts > 1) {
-    // Entry (k * keptCount + keptCoord) * warpParts + w holds the partial of warp part w.
-    int64_t entries = int64_t(nKept) * keptCount * warpParts;
+  if (plan.warpParts > 1) {
+    Value *part = plan.partIsLane ? lc_ : g_, *keptCoord = plan.partIsLane ? g_ : lc_;
+    Value *divisor = prologue_.getInt32(uint32_t(plan.partDivisor));
+    Value *warpCoord = prologue_.CreateUDiv(part, divisor);
+    Value *writer = prologue_.CreateICmpEQ(prologue_.CreateURem(part, divisor), prologue_.getInt32(0));
     uint64_t accBytes = accType->getPrimitiveSizeInBits() / 8;
-    int64_t valueBytes = entries * int64_t(accBytes);
-    beginScratchWrite(valueBytes + (op.rop == ReduceOp::Argmax ? entries * 4 : 0));
-    Value *rowBase = b_.CreateMul(keptCoord, b_.getInt32(uint32_t(warpParts)));
+    int64_t valueBytes = plan.entries() * int64_t(accBytes);
+    beginScratchWrite(valueBytes + (op.rop == ReduceOp::Argmax ? plan.entries() * 4 : 0));
+    Value *rowBase = b_.CreateMul(keptCoord, b_.getInt32(uint32_t(plan.warpParts)));
     auto entry = [&](size_t k, Value *w) {
-      return b_.CreateAdd(b_.CreateAdd(rowBase, b_.getInt32(uint32_t(k * size_t(keptCount * warpParts)))), w);
+      return b_.CreateAdd(b_.CreateAdd(rowBase, b_.getInt32(uint32_t(k * size_t(plan.keptCount * plan.warpParts)))), w);
     };
     std::vector<Guarded> writes;
-    for (size_t k = 0; k < nKept; ++k)
+    for (size_t k = 0; k < plan.nKept; ++k)
       writes.push_back({writer, [&, k] {
                           Value *at = entry(k, warpCoord);
                           b_.CreateAlignedStore(accs[k].value, scratchAddress(at, accType, 0), llvm::Align(accBytes));
@@ -153,9 +123,9 @@ Elements KernelEmitter::emitReduce(const ir::Op &op, const Layout &result) {
                         }, {}});
     emitGuarded(writes);
     barrier();
-    for (size_t k = 0; k < nKept; ++k) {
+    for (size_t k = 0; k < plan.nKept; ++k) {
       Acc acc;
-      for (int w = 0; w < warpParts; ++w) {
+      for (int w = 0; w < plan.warpParts; ++w) {
         Value *at = entry(k, b_.getInt32(uint32_t(w)));
         Acc part{b_.CreateAlignedLoad(accType, scratchAddress(at, accType, 0), llvm::Align(accBytes)),
                  accs[k].index ? b_.CreateAlignedLoad(b_.getInt32Ty(), scratchAddress(at, b_.getInt32Ty(), valueBytes), llvm::Align(4))
@@ -164,7 +134,7 @@ Elements KernelEmitter::emitReduce(const ir::Op &op, const Layout &result) {
       }
       accs[k] = acc;
     }
-    scratchDirty_ = true;
+    scratchUse_.markInUse();
   }
 
   Elements out;
@@ -202,7 +172,7 @@ Elements KernelEmitter::convert(ir::ValueId id, const Layout &from, const Layout
     Value *x = b_.CreateAlignedLoad(mem, scratchAddress(at, mem, 0), llvm::Align(uint64_t(bytes)));
     out.push_back(fromMemory(b_, dtype, x));
   }
-  scratchDirty_ = true;
+  scratchUse_.markInUse();
   return out;
 }
 
@@ -227,21 +197,16 @@ Value *KernelEmitter::scratchAddress(Value *index, llvm::Type *elem, int64_t bas
 }
 
 void KernelEmitter::beginScratchWrite(int64_t bytes) {
-  if (scratchDirty_) barrier();
-  scratchBytes_ = std::max(scratchBytes_, bytes);
+  if (scratchUse_.beginWrite(bytes)) barrier();
 }
 
 void KernelEmitter::barrier() { b_.CreateIntrinsic(llvm::Intrinsic::nvvm_barrier0, {}, {}); }
 
 // The scratch buffer's size is known only now: replace the placeholder by the real array.
 void KernelEmitter::finishScratch() {
-  if (scratchBytes_ > kMaxSharedBytes)
-    throw Error(fmt::format(
-        "kernel {}: needs {} bytes of shared memory for its reductions and layout conversions (at most {}); "
-        "use a smaller tile or fewer rows per program",
-        describeKernel(f_), scratchBytes_, kMaxSharedBytes));
-  if (scratchBytes_ > 0) {
-    auto *type = llvm::ArrayType::get(b_.getInt8Ty(), uint64_t(scratchBytes_));
+  scratchUse_.checkLimit(f_);
+  if (scratchUse_.bytes() > 0) {
+    auto *type = llvm::ArrayType::get(b_.getInt8Ty(), uint64_t(scratchUse_.bytes()));
     auto *real = new llvm::GlobalVariable(m_, type, false, llvm::GlobalValue::InternalLinkage,
                                           llvm::UndefValue::get(type), "scratch", nullptr,
                                           llvm::GlobalValue::NotThreadLocal, 3);

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "dsl/error.h"
+
 namespace tigon::codegen {
 
 void forEachOp(const ir::Block &b, const std::function<void(const ir::Op &)> &fn) {
@@ -28,6 +30,27 @@ std::string describeKernel(const ir::Function &f) {
   std::string config;
   for (auto &[k, v] : f.bindings) config += fmt::format("{}={}, ", k, v);
   return fmt::format("{} [{}warps={}]", f.name, config, f.warps);
+}
+
+void failAt(const ir::Function &f, const ir::Op &op, const std::string &msg) {
+  throw Error(fmt::format("kernel {}: {}:{}: {}: {}", describeKernel(f), op.loc.line, op.loc.col,
+                          ir::opKindName(op.kind), msg));
+}
+
+void rethrowAt(const ir::Function &f, const ir::Op &op, const std::exception &e) {
+  if (std::string(e.what()).rfind("kernel ", 0) == 0) throw;
+  failAt(f, op, e.what());
+}
+
+void checkLowerable(const ir::Function &f) {
+  std::vector<std::string> problems = ir::verify(f);
+  if (!problems.empty())
+    throw Error(fmt::format("kernel {}: invalid tile IR: {}", describeKernel(f), fmt::join(problems, "; ")));
+  for (const ir::Param &p : f.params)
+    if (p.kind == ir::Param::Kind::Scalar && p.dtype != ir::DType::F32 && p.dtype != ir::DType::I32 &&
+        p.dtype != ir::DType::I64)
+      throw Error(fmt::format("kernel {}: scalar parameter '{}' is {}; kernel scalars are f32, i32 or i64",
+                              describeKernel(f), p.name, ir::dtypeName(p.dtype)));
 }
 
 }  // namespace tigon::codegen

@@ -25,4 +25,13 @@ void forEachOp(const ir::Block &b, const std::function<void(const ir::Op &)> &fn
 // "rms_norm_fwd [N=4096, T=bf16, warps=4]": names a specialization in error messages.
 std::string describeKernel(const ir::Function &f);
 
+// Errors while lowering an op: rethrows one that already names the kernel (starts with
+// "kernel "), else throws "kernel <describeKernel>: <line>:<col>: <op kind>: <message>".
+[[noreturn]] void failAt(const ir::Function &f, const ir::Op &op, const std::string &msg);
+[[noreturn]] void rethrowAt(const ir::Function &f, const ir::Op &op, const std::exception &e);
+
+// What every backend checks first: the IR verifies, and every scalar parameter has a type
+// the kernel ABI passes (f32, i32, i64). Throws tigon::Error naming the kernel.
+void checkLowerable(const ir::Function &f);
+
 }  // namespace tigon::codegen

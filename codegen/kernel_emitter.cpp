@@ -14,7 +14,7 @@ using llvm::Value;
 
 KernelEmitter::KernelEmitter(const ir::Function &f, llvm::Module &m)
     : f_(f), m_(m), ctx_(m.getContext()), plan_(f), geo_(plan_.geometry()), facts_(f, plan_.defs()),
-      b_(ctx_), prologue_(ctx_) {}
+      b_(ctx_), prologue_(ctx_), values_(geo_) {}
 
 void KernelEmitter::emit() {
   createFunction();
@@ -35,10 +35,7 @@ void KernelEmitter::createFunction() {
       for (int d = 0; d < p.rank(); ++d) types.push_back(i64), names.push_back(fmt::format("{}.size{}", p.name, d));
       for (int d = 0; d < p.rank(); ++d) types.push_back(i64), names.push_back(fmt::format("{}.stride{}", p.name, d));
     } else {
-      if (p.dtype != ir::DType::F32 && p.dtype != ir::DType::I32 && p.dtype != ir::DType::I64)
-        throw Error(fmt::format("kernel {}: scalar parameter '{}' is {}; kernel scalars are f32, i32 or i64",
-                                describeKernel(f_), p.name, ir::dtypeName(p.dtype)));
-      types.push_back(registerType(ctx_, p.dtype));
+      types.push_back(registerType(ctx_, p.dtype));  // checkLowerable: f32, i32 or i64
       names.push_back(p.name);
     }
   }
@@ -110,15 +107,11 @@ void KernelEmitter::emitOp(const ir::Op &op) {
       defineOtherLayouts(r);
     }
   } catch (const Error &e) {
-    if (std::string(e.what()).rfind("kernel ", 0) == 0) throw;  // already names the kernel
-    fail(op, e.what());
+    rethrowAt(f_, op, e);
   }
 }
 
-void KernelEmitter::fail(const ir::Op &op, const std::string &msg) const {
-  throw Error(fmt::format("kernel {}: {}:{}: {}: {}", describeKernel(f_), op.loc.line, op.loc.col,
-                          ir::opKindName(op.kind), msg));
-}
+void KernelEmitter::fail(const ir::Op &op, const std::string &msg) const { failAt(f_, op, msg); }
 
 // for (iv = lo; iv < hi; iv += step): a header with phis for iv and every element of every
 // carried value (each in its home layout), the body, and the exit where the results are the
@@ -149,7 +142,7 @@ void KernelEmitter::emitFor(const ir::Op &op) {
 
   auto phiElements = [&](size_t i) { return Elements(phis[i].begin(), phis[i].end()); };
   b_.SetInsertPoint(bodyBB);
-  scratchDirty_ = true;  // the previous iteration may still read the scratch buffer
+  scratchUse_.markInUse();  // the previous iteration may still read the scratch buffer
   define(body.args[0], {}, {iv});
   for (size_t i = 0; i < carried; ++i) {
     define(body.args[i + 1], layouts[i], phiElements(i));
@@ -165,7 +158,7 @@ void KernelEmitter::emitFor(const ir::Op &op) {
   b_.CreateBr(header);
 
   b_.SetInsertPoint(exit);
-  scratchDirty_ = true;
+  scratchUse_.markInUse();
   for (size_t i = 0; i < carried; ++i) {
     if (plan_.home(op.results[i]) != layouts[i]) fail(op, "internal: a result's layout differs from its carried value's");
     define(op.results[i], layouts[i], phiElements(i));
@@ -229,37 +222,12 @@ Elements KernelEmitter::compute(const ir::Op &op, const Layout &layout) {
   }
 }
 
-// Numpy broadcasting: operand axis i is result axis i + (result rank - operand rank); an
-// operand axis of extent 1 has one slot, the others the same slots as the result's axis.
 Elements KernelEmitter::broadcast(const ir::Op &op, const Layout &layout) {
   Layout in = plan_.operandLayouts(op, layout)[0];
   const Elements &x = get(op.operands[0], in);
-  std::vector<size_t> counts = slotCounts(layout), inCounts = slotCounts(in);
-  size_t shift = size_t(layout.rank() - in.rank()), total = 1;
-  for (size_t c : counts) total *= c;
   Elements out;
-  for (size_t flat = 0; flat < total; ++flat) {
-    std::vector<size_t> slot(counts.size());
-    for (size_t a = counts.size(), rest = flat; a-- > 0; rest /= counts[a]) slot[a] = rest % counts[a];
-    size_t src = 0;
-    for (size_t a = 0; a < inCounts.size(); ++a) src = src * inCounts[a] + (inCounts[a] == 1 ? 0 : slot[a + shift]);
-    out.push_back(x[src]);
-  }
+  for (size_t src : broadcastSources(geo_, in, layout)) out.push_back(x[src]);
   return out;
-}
-
-const Elements &KernelEmitter::get(ValueId id, const Layout &layout) const {
-  auto it = values_.find(id);
-  if (it != values_.end())
-    for (const auto &[l, elems] : it->second)
-      if (l == layout) return elems;
-  throw Error(fmt::format("internal: %{} is not available in layout {}", id, layoutString(layout)));
-}
-
-void KernelEmitter::define(ValueId id, const Layout &layout, Elements elems) {
-  if (int64_t(elems.size()) != elementsPerThread(geo_, layout))
-    throw Error(fmt::format("internal: %{} has {} elements for layout {}", id, elems.size(), layoutString(layout)));
-  values_[id].emplace_back(layout, std::move(elems));
 }
 
 void KernelEmitter::defineOtherLayouts(ValueId id) {
@@ -282,12 +250,6 @@ const KernelEmitter::AxisView &KernelEmitter::axis(Dist d, int64_t extent) {
   return view;
 }
 
-std::vector<size_t> KernelEmitter::slotCounts(const Layout &l) {
-  std::vector<size_t> counts;
-  for (int a = 0; a < l.rank(); ++a) counts.push_back(axis(l.dist[size_t(a)], l.extent[size_t(a)]).slots.size());
-  return counts;
-}
-
 Value *KernelEmitter::all(std::initializer_list<Value *> conds) {
   Value *out = nullptr;
   for (Value *c : conds) {
@@ -302,8 +264,9 @@ Value *KernelEmitter::all(std::initializer_list<Value *> conds) {
 }
 
 Value *KernelEmitter::firstReplica(const Layout &l) {
-  Value *rowZero = !l.has(Dist::G0) && geo_.tr > 1 ? prologue_.CreateICmpEQ(g_, prologue_.getInt32(0)) : nullptr;
-  Value *laneZero = !l.has(Dist::G1) && geo_.tc > 1 ? prologue_.CreateICmpEQ(lc_, prologue_.getInt32(0)) : nullptr;
+  ReplicaGuard guard = codegen::firstReplica(geo_, l);
+  Value *rowZero = guard.rowZero ? prologue_.CreateICmpEQ(g_, prologue_.getInt32(0)) : nullptr;
+  Value *laneZero = guard.laneZero ? prologue_.CreateICmpEQ(lc_, prologue_.getInt32(0)) : nullptr;
   if (rowZero && laneZero) return prologue_.CreateAnd(rowZero, laneZero);
   return rowZero ? rowZero : laneZero;
 }

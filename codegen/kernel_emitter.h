@@ -15,6 +15,7 @@
 
 #include "codegen/index_facts.h"
 #include "codegen/layout.h"
+#include "codegen/thread_plan.h"
 
 namespace tigon::codegen {
 
@@ -22,8 +23,6 @@ using Elements = std::vector<llvm::Value *>;
 
 class KernelEmitter {
  public:
-  static constexpr int64_t kMaxSharedBytes = 48 * 1024;  // static shared memory per block
-
   // Throws tigon::Error (naming the kernel) when the kernel cannot be lowered.
   KernelEmitter(const ir::Function &f, llvm::Module &m);
   void emit();
@@ -57,36 +56,26 @@ class KernelEmitter {
   void emitFor(const ir::Op &op);
   Elements compute(const ir::Op &op, const Layout &layout);
   Elements broadcast(const ir::Op &op, const Layout &layout);
-  const Elements &get(ir::ValueId id, const Layout &layout) const;
-  void define(ir::ValueId id, const Layout &layout, Elements elems);
+  const Elements &get(ir::ValueId id, const Layout &layout) const { return values_.get(id, layout); }
+  void define(ir::ValueId id, const Layout &layout, Elements elems) { values_.define(id, layout, std::move(elems)); }
   void defineOtherLayouts(ir::ValueId id);  // converts from the home layout
   const AxisView &axis(Dist d, int64_t extent);
-  std::vector<size_t> slotCounts(const Layout &l);
   llvm::Value *all(std::initializer_list<llvm::Value *> conds);  // and; null where all are null
-  // Only the first replica of a tile held by several threads acts (stores, atomics).
+  // The condition of codegen::firstReplica (null: every thread).
   llvm::Value *firstReplica(const Layout &l);
   Elements emitGuarded(const std::vector<Guarded> &items);
   [[noreturn]] void fail(const ir::Op &op, const std::string &msg) const;
 
   // emit_memory.cpp
-  // Per element (o, i) of the accessed tile (o: slot of axis 0 of a rank-2 tile, i: slot of
-  // the last axis), its offset in elements is outerOffset[o] + innerOffset[i] and it is
-  // accessed where outerCond[o] and innerCond[i] hold. When the access is vectorized, chunk
-  // j (inner slots j*v .. j*v+v-1) is one whole access where outerCond[o] and chunkCond[j]
-  // hold; `partial`: a chunk may also be partly valid, then its elements go one by one.
+  // Per element (o, i) of the accessed tile (AccessPlan), its offset in elements is
+  // outerOffset[o] + innerOffset[i] and it is accessed where outerCond[o] and innerCond[i]
+  // hold; a vectorized chunk j is one whole access where outerCond[o] and chunkCond[j] hold.
   struct Access {
+    AccessPlan plan;
     ir::DType dtype = ir::DType::F32;
     llvm::Value *base = nullptr;
     std::vector<llvm::Value *> outerOffset, outerCond, innerOffset, innerCond, chunkCond;
-    bool vectorized = false, partial = false;
   };
-  // The accesses of a tile in layout order: a whole chunk (inner slots inner .. inner+v-1)
-  // or one element.
-  struct Step {
-    size_t outer, inner;
-    bool chunk;
-  };
-  std::vector<Step> accessSteps(const Access &a) const;
   Access prepareAccess(const ir::Op &op, const Layout &layout, const std::vector<Layout> &indexLayouts,
                        bool store);
   Elements emitLoad(const ir::Op &op, const Layout &layout);
@@ -117,10 +106,9 @@ class KernelEmitter {
   std::vector<llvm::Value *> scalarArgs_;  // per param (null for tensors)
   llvm::Value *lc_ = nullptr, *g_ = nullptr, *lcTimesV_ = nullptr;  // thread coordinates (i32)
   std::map<std::pair<Dist, int64_t>, AxisView> axes_;
-  std::map<ir::ValueId, std::vector<std::pair<Layout, Elements>>> values_;
+  ValueTable<llvm::Value *> values_;
   llvm::GlobalVariable *scratch_ = nullptr;  // placeholder until the size is known
-  int64_t scratchBytes_ = 0;
-  bool scratchDirty_ = false;  // some thread may still read the scratch buffer
+  Scratch scratchUse_;
 };
 
 }  // namespace tigon::codegen

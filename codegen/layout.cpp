@@ -15,7 +15,7 @@ using ir::ValueId;
 
 Geometry computeGeometry(const ir::Function &f) {
   if (f.warps < 1 || f.warps > 32 || (f.warps & (f.warps - 1)) != 0)
-    throw Error(fmt::format("kernel {}: warps = {}; the LLVM backend needs a power of two from 1 to 32",
+    throw Error(fmt::format("kernel {}: warps = {}; the thread layout needs a power of two from 1 to 32",
                             describeKernel(f), f.warps));
   Geometry geo;
   geo.threads = 32 * f.warps;
@@ -80,9 +80,15 @@ std::vector<Slot> axisSlots(const Geometry &geo, Dist d, int64_t extent) {
   return slots;
 }
 
+std::vector<size_t> slotCounts(const Geometry &geo, const Layout &l) {
+  std::vector<size_t> counts;
+  for (int a = 0; a < l.rank(); ++a) counts.push_back(axisSlots(geo, l.dist[size_t(a)], l.extent[size_t(a)]).size());
+  return counts;
+}
+
 int64_t elementsPerThread(const Geometry &geo, const Layout &l) {
   int64_t n = 1;
-  for (int a = 0; a < l.rank(); ++a) n *= int64_t(axisSlots(geo, l.dist[size_t(a)], l.extent[size_t(a)]).size());
+  for (size_t c : slotCounts(geo, l)) n *= int64_t(c);
   return n;
 }
 

@@ -54,6 +54,8 @@ struct Slot {
 // A thread's positions along an axis, in order. Along G1 slot k is element k % v of the
 // thread's chunk k / v; positions out of range for every thread are left out (a suffix).
 std::vector<Slot> axisSlots(const Geometry &geo, Dist d, int64_t extent);
+// Slots per axis of a tile in layout l: a thread holds their row-major product, in that order.
+std::vector<size_t> slotCounts(const Geometry &geo, const Layout &l);
 int64_t elementsPerThread(const Geometry &geo, const Layout &l);
 
 // Chooses the layouts every value of the body is materialized in. Rank-2 and rank-0 values

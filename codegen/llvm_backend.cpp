@@ -75,9 +75,7 @@ void optimize(llvm::Module &m, llvm::TargetMachine &tm) {
 
 PtxResult compileToPtx(const ir::Function &f, const std::string &arch, bool wantLlvmIR) {
   const Arch &target = findArch(arch);
-  std::vector<std::string> problems = ir::verify(f);
-  if (!problems.empty())
-    throw Error(fmt::format("kernel {}: invalid tile IR: {}", describeKernel(f), fmt::join(problems, "; ")));
+  checkLowerable(f);
 
   llvm::LLVMContext ctx;  // one per compile: compiles may run on several threads at once
   llvm::Module m(f.name, ctx);

@@ -15,7 +15,8 @@ struct BuiltinOp {
   std::string file;            // "rms_norm.tile"
   std::string forward;         // kernel names
   std::vector<std::string> backward;
-  std::string hiddenParam;     // the const parameter that takes the hidden size
+  std::string hiddenParam;     // the const parameter that takes the hidden size ("" if none:
+                               // every size is a run-time dim, as the vocab of cross_entropy)
   std::string dtypeParam;      // the dtype generic
   std::string summary;
 };

@@ -9,6 +9,17 @@ const std::vector<BuiltinOp> &builtinOps() {
   static const std::vector<BuiltinOp> ops = {
       {"rms_norm", "rms_norm.tile", "rms_norm_fwd", {"rms_norm_bwd", "rms_norm_dw_reduce"}, "N", "T",
        "RMSNorm over the last dimension (Llama casting), backward gives dx and dw"},
+      {"layer_norm", "layer_norm.tile", "layer_norm_fwd", {"layer_norm_bwd", "layer_norm_dwb_reduce"}, "N", "T",
+       "LayerNorm over the last dimension (torch/HF), optional weight and bias, backward gives dx, dw, db"},
+      {"rope", "rope.tile", "rope_fwd", {"rope_bwd"}, "R", "T",
+       "HF rotate-half RoPE on strided (B, H, S, D) q or k, partial rotary R <= D, vision layout"},
+      {"mrope", "mrope.tile", "mrope_fwd", {"mrope_bwd"}, "D", "T",
+       "Qwen2-VL multimodal RoPE: per-channel t/h/w tables by mrope_section"},
+      {"swiglu", "swiglu.tile", "swiglu_fwd", {"swiglu_bwd"}, "N", "T",
+       "SwiGLU silu(a) * b in f32, backward recomputes silu from a"},
+      {"cross_entropy", "cross_entropy.tile", "cross_entropy_fwd",
+       {"cross_entropy_fwd_bwd", "cross_entropy_fwd_bwd_inplace", "cross_entropy_bwd", "cross_entropy_bwd_inplace"}, "", "T",
+       "cross-entropy over a run-time vocab: ignore_index, label smoothing, z-loss, softcap; gradient fused or from lse"},
   };
   return ops;
 }

@@ -1,11 +1,9 @@
 #include "runtime/jit.h"
 
 #include <chrono>
-#include <cstdlib>
 #include <future>
 #include <thread>
 
-#include "codegen/llvm_backend.h"
 #include "dsl/error.h"
 #include "runtime/cuda_driver.h"
 #include "runtime/log.h"
@@ -20,19 +18,12 @@ double msSince(std::chrono::steady_clock::time_point t0) {
 
 }  // namespace
 
-std::string defaultBackend() {
-  const char *b = std::getenv("TIGON_BACKEND");
-  std::string name = b && *b ? b : "llvm";
-  if (name != "llvm") throw Error(fmt::format("TIGON_BACKEND={}: unknown backend (available: llvm)", name));
-  return name;
-}
-
 std::string kernelKey(const TileModule &m, const std::string &kernel, const Bindings &b, const std::string &arch,
                       const std::string &backend, const std::vector<bool> &aligned) {
   std::string align;
   for (bool a : aligned) align += a ? '1' : '0';
   return fmt::format("tigon {} | {} {} | {} | source {} | {} | {} | align {}", TIGON_VERSION, backend,
-                     codegen::compilerVersion(), arch, m.sourceHash, kernel, configString(b), align);
+                     backendVersion(backend), arch, m.sourceHash, kernel, configString(b), align);
 }
 
 Jit &Jit::instance() {
@@ -40,7 +31,9 @@ Jit &Jit::instance() {
   return jit;
 }
 
-Jit::Jit(const std::string &cacheDir) : disk_(cacheDir), backend_(defaultBackend()) {}
+Jit::Jit(const std::string &cacheDir, const std::string &backend) : disk_(cacheDir), backend_(backend) {
+  checkBackend(backend);
+}
 
 std::string Jit::arch(int device) {
   std::lock_guard<std::mutex> lock(mutex_);
@@ -50,8 +43,10 @@ std::string Jit::arch(int device) {
 }
 
 std::shared_ptr<const CompiledKernel> Jit::kernel(const TileModule &m, const std::string &kernel, const Bindings &b,
-                                                  const std::vector<bool> &aligned, int device) {
-  std::string key = kernelKey(m, kernel, b, arch(device), backend_, aligned);
+                                                  const std::vector<bool> &aligned, int device,
+                                                  const std::string &backend) {
+  const std::string &use = backend.empty() ? backend_ : backend;
+  std::string key = kernelKey(m, kernel, b, arch(device), use, aligned);
   std::shared_ptr<Slot> slot;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -60,15 +55,17 @@ std::shared_ptr<const CompiledKernel> Jit::kernel(const TileModule &m, const std
     slot = s;
   }
   // two threads asking for the same kernel compile it once; a failure lets a later call retry
-  std::call_once(slot->once, [&] { slot->kernel = build(m, kernel, b, aligned, key, device); });
+  std::call_once(slot->once, [&] { slot->kernel = build(m, kernel, b, aligned, key, device, use); });
   return slot->kernel;
 }
 
 std::shared_ptr<const CompiledKernel> Jit::build(const TileModule &m, const std::string &kernel, const Bindings &b,
-                                                 const std::vector<bool> &aligned, const std::string &key, int device) {
+                                                 const std::vector<bool> &aligned, const std::string &key, int device,
+                                                 const std::string &backend) {
   auto t0 = std::chrono::steady_clock::now();
   auto ck = std::make_shared<CompiledKernel>();
   ck->ir = specialize(m, kernel, b);
+  ck->backend = backend;
   size_t t = 0;
   for (ir::Param &p : ck->ir.params)
     if (p.kind == ir::Param::Kind::Tensor) p.aligned16 = t < aligned.size() ? aligned[t++] : false;
@@ -83,15 +80,15 @@ std::shared_ptr<const CompiledKernel> Jit::build(const TileModule &m, const std:
     }
   }
   if (!ck->gpu) {
-    ck->ptx = codegen::compileToPtx(ck->ir, arch(device)).ptx;
+    ck->ptx = compilePtx(ck->ir, arch(device), backend);
     std::string cubin = ptxToCubin(ck->ptx, kernel, device);
     ck->gpu = std::make_unique<GpuKernel>(ck->ir, cubin, device);
     disk_.store(key, {{"ptx", ck->ptx}, {"cubin", cubin}});
   }
   ck->millis = msSince(t0);
   (ck->fromDisk ? counters_.loadedFromDisk : counters_.compiled)++;
-  log::info("{} {} ({}) for {} in {:.1f} ms", ck->fromDisk ? "loaded" : "compiled", kernel, configString(b), arch(device),
-            ck->millis);
+  log::info("{} {} ({}) for {} by {} in {:.1f} ms", ck->fromDisk ? "loaded" : "compiled", kernel, configString(b),
+            arch(device), backend, ck->millis);
   return ck;
 }
 

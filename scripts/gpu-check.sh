@@ -2,16 +2,23 @@
 # The whole GPU test suite, as one command on a machine with an NVIDIA GPU. Runs the GPU
 # checks twice on a fresh cache: the first process compiles and tunes, the second must load
 # everything from the disk cache and compile nothing. Binaries come from .gpu/ (made here by
-# scripts/pack-gpu.sh and carried to the GPU machine) or build/.
+# scripts/pack-gpu.sh and carried to the GPU machine) or build/. Arguments go to the check
+# program: --backend nvrtc checks the NVRTC backend (default: $TIGON_BACKEND, else llvm).
+# Then the NVRTC backend, tigon_backend_compare (both backends element for element) and the
+# Python tests with CUDA tensors.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=.gpu
 [ -x "$bin/tigon_gpu_check" ] || bin=build
 export TIGON_CACHE_DIR="$(mktemp -d)/cache"
 echo "== first process: empty cache =="
-"$bin/tigon_gpu_check"
+"$bin/tigon_gpu_check" "$@"
 echo "== second process: warm cache =="
-"$bin/tigon_gpu_check" --expect-warm
+"$bin/tigon_gpu_check" --expect-warm "$@"
+echo "== the NVRTC backend, empty cache =="
+"$bin/tigon_gpu_check" --backend nvrtc
+echo "== both backends against each other and the interpreter =="
+"$bin/tigon_backend_compare"
 echo "== Python tests (CPU and CUDA tensors) =="
 [ -f .gpu/libtigon_torch.so ] && export TIGON_LIBRARY_DIR="$PWD/.gpu"
 python3 -m pytest -q -rs tests/python

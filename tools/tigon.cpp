@@ -1,5 +1,5 @@
 // The tigon command-line tool: check .tile files and print every stage of what tigon makes
-// of them (AST, tile IR, LLVM IR, PTX).
+// of them (AST, tile IR, LLVM IR or CUDA C++, PTX).
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -10,10 +10,12 @@
 #include <string>
 #include <vector>
 
+#include "codegen/cuda_backend.h"
 #include "codegen/llvm_backend.h"
 #include "dsl/error.h"
 #include "dsl/frontend.h"
 #include "dsl/parser.h"
+#include "runtime/backend.h"
 #include "runtime/builtin_kernels.h"
 #include "runtime/cuda_driver.h"
 #include "runtime/disk_cache.h"
@@ -27,10 +29,10 @@ const char *kUsage = R"(tigon: a JIT kernel compiler for fused LLM training kern
 usage:
   tigon check FILE.tile...                 report diagnostics only
   tigon compile FILE.tile [--kernel NAME] [-D NAME=VALUE]... [--dtype T=bf16]...
-                [--arch sm_90|native] [--emit ast|ir|llvm|ptx] [--unaligned] [-o FILE]
-                                           print one stage (default: ptx)
+                [--arch sm_90|native] [--backend llvm|nvrtc] [--emit ast|ir|llvm|cuda|ptx]
+                [--unaligned] [-o FILE]     print one stage (default: ptx)
   tigon ptx OP --hidden N [--dtype bf16] [--arch sm_90] [--backward | --kernel NAME]
-                [-D NAME=VALUE]... [--emit llvm|ptx|ir] [-o FILE]
+                [-D NAME=VALUE]... [--backend llvm|nvrtc] [--emit ir|llvm|cuda|ptx] [-o FILE]
                                            PTX of a built-in op's kernel (forward, the
                                            first backward kernel, or the one named)
   tigon list                               the built-in ops
@@ -39,7 +41,9 @@ usage:
   tigon --version
 
 --arch defaults to the GPU of this machine (native). -D binds const and tune parameters;
-tune parameters left out take their first value, dtype parameters f32.
+tune parameters left out take their first value, dtype parameters f32. --backend picks the
+code generator of the PTX (default: $TIGON_BACKEND, else llvm): llvm, or nvrtc (CUDA C++
+compiled by NVRTC); --emit llvm shows the first's output, --emit cuda the second's.
 )";
 
 struct UsageError : std::runtime_error {
@@ -48,7 +52,7 @@ struct UsageError : std::runtime_error {
 
 struct Options {
   std::vector<std::string> positional;
-  std::string kernel, arch, emit = "ptx", output;
+  std::string kernel, arch, emit = "ptx", output, backend;
   Bindings bindings;
   std::optional<int64_t> hidden;
   std::string dtype = "bf16";
@@ -74,6 +78,7 @@ Options parseOptions(int argc, char **argv, int first) {
     if (a == "--kernel") o.kernel = value();
     else if (a == "--arch") o.arch = value();
     else if (a == "--emit") o.emit = value();
+    else if (a == "--backend") o.backend = value();
     else if (a == "-o") o.output = value();
     else if (a == "-D") bindingArg(value(), o.bindings);
     else if (a.rfind("-D", 0) == 0 && a.size() > 2) bindingArg(a.substr(2), o.bindings);
@@ -120,9 +125,15 @@ void write(const Options &o, const std::string &text) {
 std::string emitStage(const Options &o, ir::Function f) {
   if (o.unaligned)
     for (ir::Param &p : f.params) p.aligned16 = false;
+  std::string backend = o.backend.empty() ? defaultBackend() : o.backend;
+  checkBackend(backend);
   if (o.emit == "ir") return ir::print(f);
-  auto r = codegen::compileToPtx(f, resolveArch(o.arch), o.emit == "llvm");
-  return o.emit == "llvm" ? r.llvmIR : r.ptx;
+  if (o.emit == "cuda") return codegen::emitCuda(f);
+  if (o.emit == "llvm") {
+    if (backend != "llvm") throw UsageError("--emit llvm shows the llvm backend's output; --emit cuda the nvrtc backend's");
+    return codegen::compileToPtx(f, resolveArch(o.arch), true).llvmIR;
+  }
+  return compilePtx(f, resolveArch(o.arch), backend);
 }
 
 int cmdCheck(const Options &o) {
@@ -141,9 +152,9 @@ int cmdCheck(const Options &o) {
 
 int cmdCompile(const Options &o) {
   if (o.positional.size() != 1) throw UsageError("compile needs exactly one .tile file");
-  static const std::vector<std::string> stages = {"ast", "ir", "llvm", "ptx"};
+  static const std::vector<std::string> stages = {"ast", "ir", "llvm", "cuda", "ptx"};
   if (std::find(stages.begin(), stages.end(), o.emit) == stages.end())
-    throw UsageError(fmt::format("--emit takes ast, ir, llvm or ptx, not '{}'", o.emit));
+    throw UsageError(fmt::format("--emit takes ast, ir, llvm, cuda or ptx, not '{}'", o.emit));
   TileModule m = loadTileFile(o.positional[0]);
   if (o.emit == "ast") {
     write(o, printAst(m.ast));
@@ -176,7 +187,7 @@ int cmdPtx(const Options &o) {
   const BuiltinOp &op = builtinOp(o.positional[0]);
   TileModule m = loadTileSource(op.file, builtinKernelSources().at(op.file));
   Bindings b = o.bindings;
-  b[op.hiddenParam] = std::to_string(*o.hidden);
+  if (!op.hiddenParam.empty()) b[op.hiddenParam] = std::to_string(*o.hidden);  // else all sizes are run-time
   b[op.dtypeParam] = o.dtype;
   // one kernel per module: the forward, the first backward kernel, or any of the op's by --kernel
   std::vector<std::string> all;
@@ -190,7 +201,7 @@ int cmdPtx(const Options &o) {
 
 int cmdList() {
   for (const BuiltinOp &op : builtinOps())
-    fmt::print("{:<12} {}\n             forward: {}; backward: {}\n", op.name, op.summary, op.forward,
+    fmt::print("{:<14} {}\n               forward: {}; backward: {}\n", op.name, op.summary, op.forward,
                fmt::join(op.backward, ", "));
   return 0;
 }

@@ -1,6 +1,7 @@
 // The GPU check: runs the built-in kernels through the JIT on the GPU and compares them with
 // the interpreter and with float64 references; checks the cache (a second run with
 // --expect-warm must compile nothing) and measures compile, load, tune and launch times.
+// --backend llvm|nvrtc picks the code generator (default: TIGON_BACKEND, else llvm).
 // Exit status 0 only if every check passed. Without a GPU it says so and exits 0.
 #include <fmt/format.h>
 
@@ -12,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "codegen/llvm_backend.h"
 #include "dsl/error.h"
+#include "gpu_util.h"
 #include "runtime/builtin_kernels.h"
 #include "runtime/cuda_driver.h"
 #include "runtime/half.h"
@@ -26,65 +27,6 @@ using namespace tigon;
 namespace {
 
 int g_failures = 0, g_passes = 0;
-
-// A host tensor stored in its dtype's bytes, read and written as doubles.
-struct HostTensor {
-  ir::DType dt;
-  std::vector<int64_t> sizes;
-  std::vector<uint8_t> bytes;
-
-  HostTensor(ir::DType d, std::vector<int64_t> s) : dt(d), sizes(std::move(s)) {
-    bytes.assign(size_t(numel()) * size_t(ir::dtypeBytes(dt)), 0xff);  // 0xff..: NaN, "unwritten"
-  }
-  int64_t numel() const {
-    int64_t n = 1;
-    for (int64_t s : sizes) n *= s;
-    return n;
-  }
-  double get(int64_t i) const {
-    const uint8_t *p = bytes.data() + size_t(i) * size_t(ir::dtypeBytes(dt));
-    uint16_t h;
-    float f;
-    switch (dt) {
-      case ir::DType::F32: std::memcpy(&f, p, 4); return f;
-      case ir::DType::BF16: std::memcpy(&h, p, 2); return bf16BitsToFloat(h);
-      case ir::DType::F16: std::memcpy(&h, p, 2); return f16BitsToFloat(h);
-      default: return 0;
-    }
-  }
-  void set(int64_t i, double v) {
-    uint8_t *p = bytes.data() + size_t(i) * size_t(ir::dtypeBytes(dt));
-    float f = float(v);
-    uint16_t h;
-    switch (dt) {
-      case ir::DType::F32: std::memcpy(p, &f, 4); break;
-      case ir::DType::BF16: h = floatToBf16Bits(f); std::memcpy(p, &h, 2); break;
-      case ir::DType::F16: h = floatToF16Bits(f); std::memcpy(p, &h, 2); break;
-      default: break;
-    }
-  }
-  TensorArg arg(void *data) const {
-    TensorArg t;
-    t.data = data;
-    t.dtype = dt;
-    t.sizes = sizes;
-    t.strides.assign(sizes.size(), 1);
-    for (int d = int(sizes.size()) - 2; d >= 0; --d) t.strides[size_t(d)] = t.strides[size_t(d) + 1] * sizes[size_t(d) + 1];
-    return t;
-  }
-};
-
-struct DeviceTensor {
-  CUdeviceptr ptr = 0;
-  size_t bytes = 0;
-  explicit DeviceTensor(const HostTensor &h) : bytes(h.bytes.size()) {
-    cuda::check(cuda::driver().cuMemAlloc(&ptr, std::max<size_t>(bytes, 16)), "cuMemAlloc");
-    cuda::check(cuda::driver().cuMemcpyHtoD(ptr, h.bytes.data(), bytes), "cuMemcpyHtoD");
-  }
-  ~DeviceTensor() { cuda::driver().cuMemFree(ptr); }
-  void download(HostTensor &h) const { cuda::check(cuda::driver().cuMemcpyDtoH(h.bytes.data(), ptr, bytes), "cuMemcpyDtoH"); }
-  void *data() const { return reinterpret_cast<void *>(uintptr_t(ptr)); }
-};
 
 HostTensor randomTensor(ir::DType dt, std::vector<int64_t> sizes, std::mt19937 &rng, double mean = 0, double sd = 1) {
   HostTensor t(dt, std::move(sizes));
@@ -228,19 +170,23 @@ double median(std::vector<double> v) {
 }  // namespace
 
 int main(int argc, char **argv) {
-  bool expectWarm = argc > 1 && std::string(argv[1]) == "--expect-warm";
-  if (!cuda::tryDriver()) {
-    try {
-      cuda::driver();
-    } catch (const Error &e) {
-      fmt::print("SKIPPED: no GPU ({}); the GPU checks need one\n", e.what());
-      return 0;
+  bool expectWarm = false;
+  std::string backend;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--expect-warm") expectWarm = true;
+    else if (a == "--backend" && i + 1 < argc) backend = argv[++i];
+    else {
+      fmt::print(stderr, "usage: tigon_gpu_check [--expect-warm] [--backend llvm|nvrtc]\n");
+      return 2;
     }
   }
+  if (!haveGpu("the GPU checks need one")) return 0;
   try {
     ensureContext(0);  // this program allocates through the driver before any kernel loads
-    Jit &jit = Jit::instance();
-    fmt::print("device {} | cache {} | backend {} {}\n", jit.arch(), jit.disk().dir(), jit.backend(), codegen::compilerVersion());
+    Jit jit(DiskCache::defaultDir(), backend.empty() ? defaultBackend() : backend);
+    fmt::print("device {} | cache {} | backend {} {}\n", jit.arch(), jit.disk().dir(), jit.backend(),
+               backendVersion(jit.backend()));
     TileModule mod = loadTileSource("rms_norm.tile", builtinKernelSources().at("rms_norm.tile"));
     std::mt19937 rng(20261126);
     std::vector<std::pair<const char *, const char *>> configs = {{"1", "4"}, {"4", "1"}, {"4", "8"}, {"2", "16"}};
@@ -262,7 +208,7 @@ int main(int argc, char **argv) {
     std::vector<double> cold, warm;
     for (int i = 0; i < 5; ++i) {
       // the first process finds these caches empty; the second (--expect-warm) finds them full
-      Jit fresh(jit.disk().dir() + "-timing-" + std::to_string(i));
+      Jit fresh(jit.disk().dir() + "-timing-" + std::to_string(i), jit.backend());
       auto k = fresh.kernel(mod, "rms_norm_fwd", {{"T", "bf16"}, {"N", "4096"}, {"ROWS", "1"}, {"WARPS", "4"}},
                             {true, true, true, true});
       (k->fromDisk ? warm : cold).push_back(k->millis);

@@ -1,0 +1,78 @@
+// Cross-entropy over logits (BT, V): per-row losses and lse, with the gradient fused into the
+// forward (for mean/sum reductions: scaled by the caller), or from a per-row upstream gradient
+// in the backward (reduction="none"). A target outside [0, V) that is not ignore_index raises.
+#include "ops/ops.h"
+#include "ops/torch_bridge.h"
+
+namespace tigon::ops {
+
+namespace {
+
+void checkInputs(const at::Tensor &logits, const at::Tensor &target) {
+  const char *op = "cross_entropy";
+  TORCH_CHECK_TYPE(logits.is_floating_point() && logits.scalar_type() != at::kDouble, op,
+                   ": logits must be float32, float16 or bfloat16, got ", logits.scalar_type());
+  TORCH_CHECK_VALUE(logits.dim() == 2, op, ": logits must be (N, V), got ", logits.sizes());
+  TORCH_CHECK_TYPE(target.scalar_type() == at::kLong || target.scalar_type() == at::kInt, op,
+                   ": target must hold integer class indices, got ", target.scalar_type());
+  TORCH_CHECK_VALUE(target.dim() == 1 && target.size(0) == logits.size(0), op, ": target must be (N,) = (",
+                    logits.size(0), ",), got ", target.sizes());
+  TORCH_CHECK_VALUE(target.device() == logits.device(), op, ": target is on ", target.device(), " but logits are on ",
+                    logits.device());
+}
+
+at::Tensor contiguousLast(const at::Tensor &t) { return t.stride(-1) == 1 ? t : t.contiguous(); }
+
+void raiseOnBadTarget(const at::Tensor &error, int64_t v, int64_t ignoreIndex) {
+  int64_t bad = error.item<int>();  // one small copy back: torch raises here too
+  TORCH_CHECK_VALUE(bad == 0, "cross_entropy: ", bad, " target(s) outside [0, ", v, ") that are not ignore_index (",
+                    ignoreIndex, ")");
+}
+
+}  // namespace
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> cross_entropy_fwd(const at::Tensor &logits, const at::Tensor &target,
+                                                                 int64_t ignore_index, double label_smoothing,
+                                                                 double lse_square_scale, double softcap, bool with_grad,
+                                                                 bool grad_in_logits, double grad_scale) {
+  checkInputs(logits, target);
+  TORCH_CHECK_VALUE(label_smoothing >= 0 && label_smoothing <= 1, "cross_entropy: label_smoothing must be in [0, 1], got ",
+                    label_smoothing);
+  TORCH_CHECK_VALUE(softcap >= 0, "cross_entropy: softcap must be positive (or 0 for none), got ", softcap);
+  at::Tensor z = contiguousLast(logits), t = target.to(at::kLong);
+  int64_t n = z.size(0), v = z.size(1);
+  auto f32 = logits.options().dtype(at::kFloat);
+  at::Tensor loss = at::empty({n}, f32), lse = at::empty({n}, f32), error = at::zeros({1}, f32.dtype(at::kInt));
+  at::Tensor grad = !with_grad ? at::empty({0}, logits.options()) : grad_in_logits ? z : at::empty_like(z);
+  if (n > 0) {
+    std::vector<KernelArg> args = {tensorArg(z), tensorArg(t), KernelArg::ofInt(ignore_index), KernelArg::ofFloat(label_smoothing),
+                                   KernelArg::ofFloat(lse_square_scale), KernelArg::ofFloat(softcap)};
+    const char *kernel = !with_grad ? "cross_entropy_fwd" : grad_in_logits ? "cross_entropy_fwd_bwd_inplace" : "cross_entropy_fwd_bwd";
+    if (with_grad) args.push_back(KernelArg::ofFloat(grad_scale));
+    args.insert(args.end(), {tensorArg(loss), tensorArg(lse), tensorArg(error)});
+    if (with_grad && !grad_in_logits) args.push_back(tensorArg(grad));
+    runKernel(builtinModule("cross_entropy.tile"), kernel, {{"T", ir::dtypeName(dtypeOf(z))}}, args, logits.device(), n);
+    raiseOnBadTarget(error, v, ignore_index);
+  }
+  return {loss, lse, grad};
+}
+
+at::Tensor cross_entropy_bwd(const at::Tensor &logits, const at::Tensor &target, const at::Tensor &lse,
+                             const at::Tensor &grad_rows, int64_t ignore_index, double label_smoothing,
+                             double lse_square_scale, double softcap, bool grad_in_logits) {
+  checkInputs(logits, target);
+  at::Tensor z = contiguousLast(logits), t = target.to(at::kLong);
+  at::Tensor g = grad_rows.to(at::kFloat).contiguous(), l = lse.contiguous();
+  at::Tensor grad = grad_in_logits ? z : at::empty_like(z);
+  if (z.size(0) > 0) {
+    std::vector<KernelArg> args = {tensorArg(z), tensorArg(t), tensorArg(l), tensorArg(g), KernelArg::ofInt(ignore_index),
+                                   KernelArg::ofFloat(label_smoothing), KernelArg::ofFloat(lse_square_scale),
+                                   KernelArg::ofFloat(softcap)};
+    if (!grad_in_logits) args.push_back(tensorArg(grad));
+    runKernel(builtinModule("cross_entropy.tile"), grad_in_logits ? "cross_entropy_bwd_inplace" : "cross_entropy_bwd",
+              {{"T", ir::dtypeName(dtypeOf(z))}}, args, logits.device(), z.size(0));
+  }
+  return grad;
+}
+
+}  // namespace tigon::ops

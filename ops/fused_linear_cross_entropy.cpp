@@ -1,0 +1,125 @@
+// Fused linear cross-entropy: the loss of cross_entropy(x @ W.T + b, target) without ever
+// holding the (BT, V) logits. Rows are processed in chunks: the chunk's logits come from one
+// cuBLAS product (through LibTorch), the cross-entropy kernel turns them into the loss and,
+// in place, into their gradient, which two more products turn into dx and the dW/db
+// contributions. The forward computes the gradients too when they are needed (mean and sum
+// reductions, scaled by the caller); reduction="none" recomputes them in the backward, per
+// row, from the saved lse.
+#include "ops/ops.h"
+#include "ops/torch_bridge.h"
+
+namespace tigon::ops {
+
+namespace {
+
+void checkInputs(const at::Tensor &x, const at::Tensor &weight, const at::Tensor &target,
+                 const std::optional<at::Tensor> &bias) {
+  const char *op = "fused_linear_cross_entropy";
+  TORCH_CHECK_TYPE(x.is_floating_point() && x.scalar_type() != at::kDouble, op, ": x must be float32, float16 or bfloat16");
+  TORCH_CHECK_VALUE(x.dim() == 2, op, ": x must be (BT, H), got ", x.sizes());
+  TORCH_CHECK_VALUE(weight.dim() == 2 && weight.size(1) == x.size(1), op, ": weight must be (V, H) with H = ", x.size(1),
+                    ", got ", weight.sizes());
+  TORCH_CHECK_TYPE(weight.scalar_type() == x.scalar_type(), op, ": weight (", weight.scalar_type(), ") and x (",
+                   x.scalar_type(), ") must have one dtype");
+  TORCH_CHECK_VALUE(weight.device() == x.device() && target.device() == x.device(), op,
+                    ": x, weight and target must be on one device");
+  TORCH_CHECK_VALUE(target.dim() == 1 && target.size(0) == x.size(0), op, ": target must be (BT,) = (", x.size(0),
+                    ",), got ", target.sizes());
+  if (bias)
+    TORCH_CHECK_VALUE(bias->dim() == 1 && bias->size(0) == weight.size(0) && bias->device() == x.device(), op,
+                      ": bias must be (V,) = (", weight.size(0), ",) on ", x.device(), ", got ", bias->sizes());
+}
+
+// Rows per chunk: the chunk's logits stay near 256 MiB (a multiple of 128 rows, at least 128).
+int64_t chunkRows(int64_t requested, int64_t bt, int64_t v, int64_t elementBytes) {
+  if (requested > 0) return std::min(requested, std::max<int64_t>(bt, 1));
+  int64_t rows = ((int64_t(256) << 20) / std::max<int64_t>(v * elementBytes, 1)) / 128 * 128;
+  return std::min(std::max<int64_t>(rows, 128), std::max<int64_t>(bt, 1));
+}
+
+struct CeOptions {
+  int64_t ignoreIndex;
+  double labelSmoothing, lseSquareScale, softcap;
+};
+
+// One pass over the chunks. With `gradRows` (the backward of reduction="none") each chunk's
+// gradient comes from the saved lse and the per-row upstream gradient; without it from the
+// fused forward, scaled by `scale`, and the losses and lse are written. dx/dw/db are filled
+// when defined.
+void runChunks(const at::Tensor &x, const at::Tensor &weight, const at::Tensor &target,
+               const std::optional<at::Tensor> &bias, const CeOptions &o, int64_t rows, const at::Tensor *gradRows,
+               const at::Tensor *savedLse, double scale, at::Tensor &loss, at::Tensor &lse, at::Tensor *dx,
+               at::Tensor *dw, at::Tensor *db) {
+  int64_t bt = x.size(0);
+  at::Tensor wt = weight.t();
+  for (int64_t s = 0; s < bt; s += rows) {
+    int64_t e = std::min(bt, s + rows);
+    at::Tensor xc = x.slice(0, s, e), tc = target.slice(0, s, e);
+    at::Tensor logits = bias ? at::addmm(*bias, xc, wt) : at::mm(xc, wt);
+    at::Tensor g;
+    if (gradRows) {
+      g = cross_entropy_bwd(logits, tc, savedLse->slice(0, s, e), gradRows->slice(0, s, e), o.ignoreIndex,
+                            o.labelSmoothing, o.lseSquareScale, o.softcap, /*grad_in_logits=*/true);
+    } else {
+      auto [lc, lsec, gc] = cross_entropy_fwd(logits, tc, o.ignoreIndex, o.labelSmoothing, o.lseSquareScale, o.softcap,
+                                              /*with_grad=*/dx != nullptr, /*grad_in_logits=*/true, scale);
+      loss.slice(0, s, e).copy_(lc);
+      lse.slice(0, s, e).copy_(lsec);
+      g = gc;
+    }
+    if (!dx) continue;
+    at::mm_out(*dx->slice(0, s, e).expect_contiguous(), g, weight);  // dx rows are contiguous
+    if (dw->scalar_type() == g.scalar_type()) dw->addmm_(g.t(), xc);
+    else dw->addmm_(g.t().to(dw->scalar_type()), xc.to(dw->scalar_type()));
+    if (db) db->add_(g.sum(0, /*keepdim=*/false, db->scalar_type()));
+  }
+}
+
+}  // namespace
+
+std::vector<at::Tensor> fused_linear_cross_entropy_fwd(const at::Tensor &x, const at::Tensor &weight, const at::Tensor &target,
+                                                       const std::optional<at::Tensor> &bias, int64_t ignore_index,
+                                                       double label_smoothing, double lse_square_scale, double softcap,
+                                                       bool with_grad, double grad_scale, bool accum_f32, int64_t chunk_rows) {
+  checkInputs(x, weight, target, bias);
+  at::Tensor xc = x.contiguous(), w = weight.contiguous();
+  int64_t bt = xc.size(0);
+  auto f32 = x.options().dtype(at::kFloat);
+  at::Tensor loss = at::empty({bt}, f32), lse = at::empty({bt}, f32);
+  at::Tensor dx, dw, db;
+  if (with_grad) {
+    dx = at::empty_like(xc);
+    dw = at::zeros(w.sizes(), w.options().dtype(accum_f32 ? at::kFloat : w.scalar_type()));
+    if (bias) db = at::zeros({w.size(0)}, f32);
+  }
+  int64_t rows = chunkRows(chunk_rows, bt, w.size(0), xc.element_size());
+  guarded([&] {
+    runChunks(xc, w, target, bias, {ignore_index, label_smoothing, lse_square_scale, softcap}, rows, nullptr, nullptr,
+              grad_scale, loss, lse, with_grad ? &dx : nullptr, with_grad ? &dw : nullptr,
+              with_grad && bias ? &db : nullptr);
+  });
+  auto none = at::empty({0}, x.options());
+  return {loss, lse, with_grad ? dx : none, with_grad ? dw.to(weight.scalar_type()) : none,
+          with_grad && bias ? db.to(bias->scalar_type()) : none};
+}
+
+std::vector<at::Tensor> fused_linear_cross_entropy_bwd(const at::Tensor &x, const at::Tensor &weight, const at::Tensor &target,
+                                                       const std::optional<at::Tensor> &bias, const at::Tensor &lse,
+                                                       const at::Tensor &grad_rows, int64_t ignore_index, double label_smoothing,
+                                                       double lse_square_scale, double softcap, bool accum_f32,
+                                                       int64_t chunk_rows) {
+  checkInputs(x, weight, target, bias);
+  at::Tensor xc = x.contiguous(), w = weight.contiguous();
+  at::Tensor dx = at::empty_like(xc);
+  at::Tensor dw = at::zeros(w.sizes(), w.options().dtype(accum_f32 ? at::kFloat : w.scalar_type()));
+  at::Tensor db = bias ? at::zeros({w.size(0)}, x.options().dtype(at::kFloat)) : at::Tensor();
+  at::Tensor unusedLoss, unusedLse;
+  int64_t rows = chunkRows(chunk_rows, xc.size(0), w.size(0), xc.element_size());
+  guarded([&] {
+    runChunks(xc, w, target, bias, {ignore_index, label_smoothing, lse_square_scale, softcap}, rows, &grad_rows, &lse, 1.0,
+              unusedLoss, unusedLse, &dx, &dw, bias ? &db : nullptr);
+  });
+  return {dx, dw.to(weight.scalar_type()), bias ? db.to(bias->scalar_type()) : at::empty({0}, x.options())};
+}
+
+}  // namespace tigon::ops
