@@ -39,7 +39,7 @@ def apply_rotary_pos_emb(q, k, cos, sin, position_ids=None, unsqueeze_dim=1):
     cos/sin (B or 1, S, R <= D); unsqueeze_dim=2 takes the (B, S, H, D) layout."""
     if unsqueeze_dim == 2:
         q_embed, k_embed = _tigon().rope(q.transpose(1, 2), k.transpose(1, 2), cos, sin)
-        return q_embed.transpose(1, 2), k_embed.transpose(1, 2)
+        return q_embed.transpose(1, 2).contiguous(), k_embed.transpose(1, 2).contiguous()   # as HF's result
     if unsqueeze_dim != 1:
         raise ValueError(f"tigon apply_rotary_pos_emb: unsqueeze_dim must be 1 or 2, got {unsqueeze_dim}")
     return _tigon().rope(q, k, cos, sin)
@@ -175,8 +175,14 @@ def causal_lm_flce(hidden_states, lm_head: nn.Linear, labels=None, shift_labels=
     """ForCausalLMLoss(lm_head(hidden_states), labels) without the logits."""
     target = _shift(labels, shift_labels, ignore_index).to(hidden_states.device)
     x = hidden_states.reshape(-1, hidden_states.shape[-1])
+    weight, bias = lm_head.weight, lm_head.bias
+    device = x.device.type
+    if torch.is_autocast_enabled(device):     # what autocast does to lm_head's matmul
+        dtype = torch.get_autocast_dtype(device)
+        x, weight = x.to(dtype), weight.to(dtype)
+        bias = bias.to(dtype) if bias is not None else None
     reduction = "sum" if num_items_in_batch is not None else "mean"
-    loss = _tigon().fused_linear_cross_entropy(x, lm_head.weight, target, bias=lm_head.bias,
+    loss = _tigon().fused_linear_cross_entropy(x, weight, target, bias=bias,
                                                ignore_index=ignore_index, reduction=reduction,
                                                softcap=final_logit_softcapping)
     if reduction == "sum":

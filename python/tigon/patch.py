@@ -96,6 +96,9 @@ def _new_tigon(base, kind, spec):
     return cls.__new__(cls)
 
 
+_KERNEL_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+
+
 def _autocast_layer_norm_to_fp32(x: torch.Tensor) -> bool:
     """CUDA autocast runs layer_norm in float32 (its fp32 list); CPU autocast leaves it alone."""
     return x.device.type == "cuda" and torch.is_autocast_enabled("cuda")
@@ -103,8 +106,8 @@ def _autocast_layer_norm_to_fp32(x: torch.Tensor) -> bool:
 
 def _layer_norm_forward(self, x):
     w, b = self.weight, self.bias
-    if len(self.normalized_shape) != 1 or not x.is_floating_point():
-        return type(self)._tigon_base.forward(self, x)   # refused at patch time; apply()'s can meet it
+    if len(self.normalized_shape) != 1 or x.dtype not in _KERNEL_DTYPES:
+        return type(self)._tigon_base.forward(self, x)   # 2-D shapes: refused by patch(), apply()'s meet it
     if _autocast_layer_norm_to_fp32(x):      # what autocast would do to torch's layer_norm
         x = x.float()
         w = w.float() if w is not None else None
@@ -115,9 +118,11 @@ def _layer_norm_forward(self, x):
 
 
 def _torch_rms_norm_forward(self, x):
-    # torch.nn.RMSNorm: F.rms_norm computes in float32 and rounds once at the end ("none")
+    # torch.nn.RMSNorm: F.rms_norm computes in float32 and rounds once at the end ("none");
+    # mixed dtypes and autocast are left to torch
     w = self.weight
-    if len(self.normalized_shape) != 1 or (w is not None and w.dtype != x.dtype):
+    if (len(self.normalized_shape) != 1 or x.dtype not in _KERNEL_DTYPES or (w is not None and w.dtype != x.dtype)
+            or torch.is_autocast_enabled(x.device.type)):
         return type(self)._tigon_base.forward(self, x)
     eps = self.eps if self.eps is not None else torch.finfo(x.dtype).eps
     return _ops.rms_norm(x, w, eps, 0.0, "none")
@@ -128,6 +133,8 @@ def _hf_rms_norm_forward(self, x):
     eps = getattr(self, spec["eps"])
     w = self.weight
     offset, mode = spec["offset"], spec["casting_mode"]
+    if x.dtype not in _KERNEL_DTYPES:
+        return type(self)._tigon_base.forward(self, x)
     if w is None or w.dtype == x.dtype:
         return _ops.rms_norm(x, w, eps, offset, mode)
     # The weight in another dtype (fp32 master weights under autocast): tigon's kernels take
