@@ -160,6 +160,9 @@ def test_skip_logits_false_and_num_items_in_batch(name):
     ref = ref_model(**batch, num_items_in_batch=n).loss
     tigon.apply(name)
     model = tm.build_like(name, ref_model)
+    # the Trainer keeps the dataset columns named in inspect.signature(model.forward)
+    import inspect
+    assert set(inspect.signature(ref_model.forward).parameters) <= set(inspect.signature(model.forward).parameters)
     out = model(**batch, num_items_in_batch=n)
     assert out.logits is None and rel(out.loss, ref) < 1e-4
     out = model(**batch, skip_logits=False)
