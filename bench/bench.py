@@ -70,6 +70,11 @@ def run_case(op, shape, mode, dtype, copy_gbs, impls):
             runner = op.runner(fn, case, mode)
             out = runner()  # first call: compiles, autotunes; also checks the result
             torch.cuda.synchronize()
+            base = torch.cuda.memory_allocated()
+            torch.cuda.reset_peak_memory_stats()
+            runner()
+            torch.cuda.synchronize()
+            peak_gib = (torch.cuda.max_memory_allocated() - base) / 2**30
             if reference is None:
                 reference = out
                 ok = True
@@ -78,7 +83,9 @@ def run_case(op, shape, mode, dtype, copy_gbs, impls):
             ms = time_ms(runner)
             gbs = nbytes / (ms * 1e-3) / 1e9
             rows.append(dict(op=op.name, mode=mode, shape=op.label(shape), dtype=str(dtype).replace("torch.", ""),
-                             impl=name, ms=ms, gbs=gbs, pct_copy=100 * gbs / copy_gbs, bytes=nbytes, agrees=ok))
+                             impl=name, ms=ms, gbs=gbs, pct_copy=100 * gbs / copy_gbs, bytes=nbytes, agrees=ok,
+                             peak_extra_gib=peak_gib))
+            del out
         except Exception as e:  # one failing peer must not stop the run
             rows.append(dict(op=op.name, mode=mode, shape=op.label(shape), dtype=str(dtype).replace("torch.", ""),
                              impl=name, error=f"{type(e).__name__}: {str(e)[:200]}"))
@@ -157,7 +164,10 @@ def markdown(results, device, copy_gbs, meta, over):
                     cells.append("error" if r else "")
                 else:
                     flag = "" if r["agrees"] else " (differs!)"
-                    cells.append(f"{r['ms']*1e3:.1f} µs, {r['gbs']:.0f} GB/s ({r['pct_copy']:.0f}%){flag}")
+                    if r["bytes"]:
+                        cells.append(f"{r['ms']*1e3:.1f} µs, {r['gbs']:.0f} GB/s ({r['pct_copy']:.0f}%){flag}")
+                    else:
+                        cells.append(f"{r['ms']:.2f} ms, peak +{r['peak_extra_gib']:.2f} GiB{flag}")
             lines.append(f"| {s} | " + " | ".join(cells) + " |")
         lines.append("")
     if over:
@@ -230,8 +240,8 @@ def main():
                     rows = run_case(op, shape, mode, dtype, copy_gbs, impls)
                     results += rows
                     for r in rows:
-                        msg = r.get("error") or f"{r['ms']*1e3:9.1f} us {r['gbs']:7.0f} GB/s {r['pct_copy']:5.1f}%" + (
-                            "" if r["agrees"] else "  DIFFERS")
+                        msg = r.get("error") or f"{r['ms']*1e3:9.1f} us {r['gbs']:7.0f} GB/s {r['pct_copy']:5.1f}%" \
+                            f" peak+{r['peak_extra_gib']:.2f}GiB" + ("" if r["agrees"] else "  DIFFERS")
                         print(f"{r['op']:<12} {r['mode']:<8} {r['dtype']:<9} {r['shape']:<28} {r['impl']:<14} {msg}",
                               flush=True)
     over = overheads() if not args.quick else {}

@@ -31,10 +31,18 @@ void raiseOnBadTarget(const at::Tensor &error, int64_t v, int64_t ignoreIndex) {
 
 }  // namespace
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> cross_entropy_fwd(const at::Tensor &logits, const at::Tensor &target,
-                                                                 int64_t ignore_index, double label_smoothing,
-                                                                 double lse_square_scale, double softcap, bool with_grad,
-                                                                 bool grad_in_logits, double grad_scale) {
+double lossGradScale(const at::Tensor &target, int64_t ignore_index, c10::string_view reduction) {
+  TORCH_CHECK_VALUE(reduction == "mean" || reduction == "sum" || reduction == "none",
+                    "cross_entropy: reduction must be 'mean', 'sum' or 'none', got '", std::string(reduction), "'");
+  if (reduction != "mean") return 1.0;
+  int64_t valid = target.ne(ignore_index).sum().item<int64_t>();  // the kernel takes the scale as a scalar
+  return valid > 0 ? 1.0 / double(valid) : 0.0;
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> cross_entropy_rows(const at::Tensor &logits, const at::Tensor &target,
+                                                                  int64_t ignore_index, double label_smoothing,
+                                                                  double lse_square_scale, double softcap, bool with_grad,
+                                                                  bool grad_in_logits, double grad_scale) {
   checkInputs(logits, target);
   TORCH_CHECK_VALUE(label_smoothing >= 0 && label_smoothing <= 1, "cross_entropy: label_smoothing must be in [0, 1], got ",
                     label_smoothing);
@@ -55,6 +63,16 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> cross_entropy_fwd(const at::Tenso
     raiseOnBadTarget(error, v, ignore_index);
   }
   return {loss, lse, grad};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> cross_entropy_fwd(const at::Tensor &logits, const at::Tensor &target,
+                                                                 int64_t ignore_index, double label_smoothing,
+                                                                 double lse_square_scale, double softcap, bool with_grad,
+                                                                 bool grad_in_logits, c10::string_view reduction) {
+  checkInputs(logits, target);
+  double scale = with_grad ? lossGradScale(target, ignore_index, reduction) : 1.0;
+  return cross_entropy_rows(logits, target, ignore_index, label_smoothing, lse_square_scale, softcap, with_grad,
+                            grad_in_logits, scale);
 }
 
 at::Tensor cross_entropy_bwd(const at::Tensor &logits, const at::Tensor &target, const at::Tensor &lse,

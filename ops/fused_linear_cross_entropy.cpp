@@ -61,14 +61,15 @@ void runChunks(const at::Tensor &x, const at::Tensor &weight, const at::Tensor &
       g = cross_entropy_bwd(logits, tc, savedLse->slice(0, s, e), gradRows->slice(0, s, e), o.ignoreIndex,
                             o.labelSmoothing, o.lseSquareScale, o.softcap, /*grad_in_logits=*/true);
     } else {
-      auto [lc, lsec, gc] = cross_entropy_fwd(logits, tc, o.ignoreIndex, o.labelSmoothing, o.lseSquareScale, o.softcap,
+      auto [lc, lsec, gc] = cross_entropy_rows(logits, tc, o.ignoreIndex, o.labelSmoothing, o.lseSquareScale, o.softcap,
                                               /*with_grad=*/dx != nullptr, /*grad_in_logits=*/true, scale);
       loss.slice(0, s, e).copy_(lc);
       lse.slice(0, s, e).copy_(lsec);
       g = gc;
     }
     if (!dx) continue;
-    at::mm_out(*dx->slice(0, s, e).expect_contiguous(), g, weight);  // dx rows are contiguous
+    at::Tensor dxRows = dx->slice(0, s, e);  // contiguous: whole rows of a contiguous dx
+    at::mm_out(dxRows, g, weight);
     if (dw->scalar_type() == g.scalar_type()) dw->addmm_(g.t(), xc);
     else dw->addmm_(g.t().to(dw->scalar_type()), xc.to(dw->scalar_type()));
     if (db) db->add_(g.sum(0, /*keepdim=*/false, db->scalar_type()));
@@ -80,8 +81,10 @@ void runChunks(const at::Tensor &x, const at::Tensor &weight, const at::Tensor &
 std::vector<at::Tensor> fused_linear_cross_entropy_fwd(const at::Tensor &x, const at::Tensor &weight, const at::Tensor &target,
                                                        const std::optional<at::Tensor> &bias, int64_t ignore_index,
                                                        double label_smoothing, double lse_square_scale, double softcap,
-                                                       bool with_grad, double grad_scale, bool accum_f32, int64_t chunk_rows) {
+                                                       bool with_grad, c10::string_view reduction, bool accum_f32,
+                                                       int64_t chunk_rows) {
   checkInputs(x, weight, target, bias);
+  double gradScale = with_grad ? lossGradScale(target, ignore_index, reduction) : 1.0;
   at::Tensor xc = x.contiguous(), w = weight.contiguous();
   int64_t bt = xc.size(0);
   auto f32 = x.options().dtype(at::kFloat);
@@ -95,7 +98,7 @@ std::vector<at::Tensor> fused_linear_cross_entropy_fwd(const at::Tensor &x, cons
   int64_t rows = chunkRows(chunk_rows, bt, w.size(0), xc.element_size());
   guarded([&] {
     runChunks(xc, w, target, bias, {ignore_index, label_smoothing, lse_square_scale, softcap}, rows, nullptr, nullptr,
-              grad_scale, loss, lse, with_grad ? &dx : nullptr, with_grad ? &dw : nullptr,
+              gradScale, loss, lse, with_grad ? &dx : nullptr, with_grad ? &dw : nullptr,
               with_grad && bias ? &db : nullptr);
   });
   auto none = at::empty({0}, x.options());

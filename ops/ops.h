@@ -23,6 +23,49 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> layer_norm_bwd(const at::Tensor &
                                                               const std::optional<at::Tensor> &weight, bool has_bias,
                                                               const at::Tensor &mean, const at::Tensor &rstd);
 
+// RoPE on one tensor (q or k): x (B, H, S, D) with cos/sin (B or 1, S, R), or the vision
+// layout x (S, H, D) with cos/sin (S, R); backward rotates by -theta.
+at::Tensor rope_apply(const at::Tensor &x, const at::Tensor &cos, const at::Tensor &sin, bool backward);
+// M-RoPE on one tensor: x (B, H, S, D), cos/sin (3, B or 1, S, D), section = [s0, s1, s2].
+at::Tensor mrope_apply(const at::Tensor &x, const at::Tensor &cos, const at::Tensor &sin, at::IntArrayRef section,
+                       bool backward);
+
+at::Tensor swiglu_fwd(const at::Tensor &a, const at::Tensor &b);
+std::tuple<at::Tensor, at::Tensor> swiglu_bwd(const at::Tensor &dc, const at::Tensor &a, const at::Tensor &b);
+
+// Per-row loss and lse (f32), and with with_grad the gradient of the logits times
+// grad_scale (in a new tensor, or over the logits with grad_in_logits).
+std::tuple<at::Tensor, at::Tensor, at::Tensor> cross_entropy_rows(const at::Tensor &logits, const at::Tensor &target,
+                                                                  int64_t ignore_index, double label_smoothing,
+                                                                  double lse_square_scale, double softcap, bool with_grad,
+                                                                  bool grad_in_logits, double grad_scale);
+// The gradient's scale for a reduction of the per-row losses: 1 / (rows not ignored) for
+// "mean" (0 when there are none), 1 for "sum" and "none".
+double lossGradScale(const at::Tensor &target, int64_t ignore_index, c10::string_view reduction);
+// cross_entropy_rows with the gradient scaled for `reduction`.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> cross_entropy_fwd(const at::Tensor &logits, const at::Tensor &target,
+                                                                 int64_t ignore_index, double label_smoothing,
+                                                                 double lse_square_scale, double softcap, bool with_grad,
+                                                                 bool grad_in_logits, c10::string_view reduction);
+// The gradient of the logits for a per-row upstream gradient, from the saved lse.
+at::Tensor cross_entropy_bwd(const at::Tensor &logits, const at::Tensor &target, const at::Tensor &lse,
+                             const at::Tensor &grad_rows, int64_t ignore_index, double label_smoothing,
+                             double lse_square_scale, double softcap, bool grad_in_logits);
+
+// Fused linear cross-entropy: [loss rows, lse, dx, dw, db] (the gradients of the reduced loss
+// when with_grad; empty tensors otherwise); chunk_rows <= 0 picks the chunk size.
+std::vector<at::Tensor> fused_linear_cross_entropy_fwd(const at::Tensor &x, const at::Tensor &weight, const at::Tensor &target,
+                                                       const std::optional<at::Tensor> &bias, int64_t ignore_index,
+                                                       double label_smoothing, double lse_square_scale, double softcap,
+                                                       bool with_grad, c10::string_view reduction, bool accum_f32,
+                                                       int64_t chunk_rows);
+// [dx, dw, db] for a per-row upstream gradient (reduction="none"), recomputing the logits.
+std::vector<at::Tensor> fused_linear_cross_entropy_bwd(const at::Tensor &x, const at::Tensor &weight, const at::Tensor &target,
+                                                       const std::optional<at::Tensor> &bias, const at::Tensor &lse,
+                                                       const at::Tensor &grad_rows, int64_t ignore_index, double label_smoothing,
+                                                       double lse_square_scale, double softcap, bool accum_f32,
+                                                       int64_t chunk_rows);
+
 // User kernels (tigon.load): a text description of a file's kernels ("kernel NAME",
 // "generic NAME dtype|const|tune", "param NAME tensor|scalar TYPE in|out|inout" lines), and a
 // launch with the tensor, float and int arguments in parameter order.

@@ -87,3 +87,241 @@ def layer_norm(x: torch.Tensor, weight: torch.Tensor | None = None, bias: torch.
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"layer_norm: x must be a tensor, got {type(x).__name__}")
     return torch.ops.tigon.layer_norm_fwd(x, weight, bias, float(eps))[0]
+
+
+def _loss_grad_factor(g_rows, target, ignore_index, reduction):
+    """The factor between the upstream gradient and the one the fused forward computed (for
+    the loss reduced with `reduction`, upstream gradient 1): rows all receive the same
+    upstream gradient, g (sum) or g / n_valid (mean)."""
+    g = g_rows[:1]
+    return g * (target != ignore_index).sum() if reduction == "mean" else g
+
+
+def _scaled(grad, factor):
+    """grad * factor, skipping the pass when the factor is 1 (the usual loss.backward());
+    under torch.compile the product is always taken."""
+    eager = type(factor) is torch.Tensor and not torch.compiler.is_compiling()  # not a traced (fake) tensor
+    if eager and abs(factor.item() - 1.0) < 1e-6:
+        return grad
+    return grad * factor.to(grad.dtype)
+
+
+# ---- RoPE and M-RoPE ----------------------------------------------------------------------
+
+@torch.library.register_fake("tigon::rope")
+def _rope_fake(x, cos, sin, backward):
+    return x.new_empty(x.shape)
+
+
+def _rope_setup(ctx, inputs, output):
+    _x, cos, sin, backward = inputs
+    ctx.save_for_backward(cos, sin)
+    ctx.backward = backward
+
+
+def _rope_backward(ctx, dy):
+    cos, sin = ctx.saved_tensors
+    return torch.ops.tigon.rope(dy.contiguous(), cos, sin, not ctx.backward), None, None, None
+
+
+torch.library.register_autograd("tigon::rope", _rope_backward, setup_context=_rope_setup)
+
+
+@torch.library.register_fake("tigon::mrope")
+def _mrope_fake(x, cos, sin, section, backward):
+    return x.new_empty(x.shape)
+
+
+def _mrope_setup(ctx, inputs, output):
+    _x, cos, sin, section, backward = inputs
+    ctx.save_for_backward(cos, sin)
+    ctx.section, ctx.backward = section, backward
+
+
+def _mrope_backward(ctx, dy):
+    cos, sin = ctx.saved_tensors
+    return torch.ops.tigon.mrope(dy.contiguous(), cos, sin, ctx.section, not ctx.backward), None, None, None, None
+
+
+torch.library.register_autograd("tigon::mrope", _mrope_backward, setup_context=_mrope_setup)
+
+
+def rope(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor):
+    """Rotary embedding, HF rotate-half (``apply_rotary_pos_emb`` with unsqueeze_dim=1):
+    q (B, Hq, S, D) and k (B, Hk, S, D) (any strides but the last), cos/sin (B or 1, S, R); the
+    first R <= D channels rotate. For vision towers: q/k (S, H, D) with cos/sin (S, R).
+    Returns (q_embed, k_embed)."""
+    return torch.ops.tigon.rope(q, cos, sin, False), torch.ops.tigon.rope(k, cos, sin, False)
+
+
+def mrope(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mrope_section):
+    """Qwen2-VL multimodal rotary embedding (``apply_multimodal_rotary_pos_emb``): q/k
+    (B, H, S, D), cos/sin (3, B or 1, S, D), mrope_section [t, h, w] summing to D/2.
+    Returns (q_embed, k_embed)."""
+    section = [int(s) for s in mrope_section]
+    if len(section) != 3 or sum(section) * 2 != q.shape[-1]:
+        raise ValueError(f"mrope: mrope_section must be 3 sizes summing to D/2 = {q.shape[-1] // 2}, got {list(mrope_section)}")
+    return torch.ops.tigon.mrope(q, cos, sin, section, False), torch.ops.tigon.mrope(k, cos, sin, section, False)
+
+
+# ---- SwiGLU -------------------------------------------------------------------------------
+
+@torch.library.register_fake("tigon::swiglu_fwd")
+def _swiglu_fwd_fake(a, b):
+    return a.new_empty(a.shape)
+
+
+@torch.library.register_fake("tigon::swiglu_bwd")
+def _swiglu_bwd_fake(dc, a, b):
+    return a.new_empty(a.shape), a.new_empty(a.shape)
+
+
+def _swiglu_setup(ctx, inputs, output):
+    ctx.save_for_backward(*inputs)
+
+
+def _swiglu_backward(ctx, dc):
+    a, b = ctx.saved_tensors
+    return torch.ops.tigon.swiglu_bwd(dc.contiguous(), a, b)
+
+
+torch.library.register_autograd("tigon::swiglu_fwd", _swiglu_backward, setup_context=_swiglu_setup)
+
+
+def swiglu(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``silu(a) * b`` in float32 with one rounding (the gated MLP of Llama, Mistral, Qwen)."""
+    return torch.ops.tigon.swiglu_fwd(a, b)
+
+
+# ---- cross-entropy ------------------------------------------------------------------------
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+@torch.library.register_fake("tigon::cross_entropy_fwd")
+def _ce_fwd_fake(logits, target, ignore_index, label_smoothing, lse_square_scale, softcap, with_grad, grad_in_logits,
+                 reduction):
+    n = logits.shape[0]
+    grad = logits.new_empty(logits.shape if with_grad else (0,))
+    return logits.new_empty(n, dtype=torch.float32), logits.new_empty(n, dtype=torch.float32), grad
+
+
+@torch.library.register_fake("tigon::cross_entropy_bwd")
+def _ce_bwd_fake(logits, target, lse, grad_rows, ignore_index, label_smoothing, lse_square_scale, softcap,
+                 grad_in_logits):
+    return logits.new_empty(logits.shape)
+
+
+def _ce_setup(ctx, inputs, output):
+    logits, target, ignore_index, ls, z, softcap, with_grad, _in_logits, reduction = inputs
+    ctx.options = (ignore_index, ls, z, softcap)
+    ctx.fused, ctx.reduction = with_grad, reduction
+    ctx.save_for_backward(output[2] if with_grad else logits, target, output[1])
+
+
+def _ce_backward(ctx, g_rows, _g_lse, _g_grad):
+    saved, target, lse = ctx.saved_tensors
+    if ctx.fused:  # the gradient came with the forward, for the reduced loss: scale it
+        factor = _loss_grad_factor(g_rows, target, ctx.options[0], ctx.reduction)
+        return _scaled(saved, factor), None, None, None, None, None, None, None, None
+    grad = torch.ops.tigon.cross_entropy_bwd(saved, target, lse, g_rows, *ctx.options, False)
+    return grad, None, None, None, None, None, None, None, None
+
+
+torch.library.register_autograd("tigon::cross_entropy_fwd", _ce_backward, setup_context=_ce_setup)
+
+
+def _loss_options(ignore_index, reduction, label_smoothing, lse_square_scale, softcap, op):
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{op}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    if softcap is not None and softcap <= 0:
+        raise ValueError(f"{op}: softcap must be positive (or None), got {softcap}")
+    return int(ignore_index), float(label_smoothing), float(lse_square_scale), float(softcap or 0.0)
+
+
+def _reduce(rows, target, ignore_index, reduction):
+    if reduction == "none":
+        return rows
+    total = rows.sum()
+    return total if reduction == "sum" else total / (target != ignore_index).sum()
+
+
+def cross_entropy(logits: torch.Tensor, target: torch.Tensor, ignore_index: int = -100, reduction: str = "mean",
+                  label_smoothing: float = 0.0, lse_square_scale: float = 0.0, softcap: float | None = None,
+                  grad_in_logits: bool = False) -> torch.Tensor:
+    """``torch.nn.functional.cross_entropy`` over logits (N, V) and targets (N,), plus z-loss
+    (``lse_square_scale * lse^2``) and Gemma-2 logit softcapping. The gradient is computed in
+    the same pass as the loss for "mean" and "sum"; ``grad_in_logits=True`` writes it over the
+    logits (saves memory; the logits are lost). A target outside [0, V) raises ValueError."""
+    opts = _loss_options(ignore_index, reduction, label_smoothing, lse_square_scale, softcap, "cross_entropy")
+    with_grad = reduction != "none" and torch.is_grad_enabled() and logits.requires_grad
+    rows, _lse, _grad = torch.ops.tigon.cross_entropy_fwd(logits, target, *opts, with_grad, grad_in_logits and with_grad,
+                                                          reduction)
+    return _reduce(rows, target, opts[0], reduction)
+
+
+# ---- fused linear cross-entropy -----------------------------------------------------------
+
+@torch.library.register_fake("tigon::fused_linear_cross_entropy_fwd")
+def _flce_fwd_fake(x, weight, target, bias, ignore_index, ls, z, softcap, with_grad, reduction, accum_f32, chunk_rows):
+    n = x.shape[0]
+    none = x.new_empty(0)
+    return [x.new_empty(n, dtype=torch.float32), x.new_empty(n, dtype=torch.float32),
+            x.new_empty(x.shape) if with_grad else none, weight.new_empty(weight.shape) if with_grad else none,
+            bias.new_empty(bias.shape) if with_grad and bias is not None else none]
+
+
+@torch.library.register_fake("tigon::fused_linear_cross_entropy_bwd")
+def _flce_bwd_fake(x, weight, target, bias, lse, grad_rows, ignore_index, ls, z, softcap, accum_f32, chunk_rows):
+    return [x.new_empty(x.shape), weight.new_empty(weight.shape),
+            bias.new_empty(bias.shape) if bias is not None else x.new_empty(0)]
+
+
+def _flce_setup(ctx, inputs, output):
+    x, weight, target, bias, ignore_index, ls, z, softcap, with_grad, reduction, accum_f32, chunk_rows = inputs
+    ctx.fused, ctx.reduction = with_grad, reduction
+    ctx.has_bias = bias is not None
+    ctx.options = (ignore_index, ls, z, softcap)
+    ctx.accum = (accum_f32, chunk_rows)
+    if with_grad:
+        ctx.save_for_backward(output[2], output[3], output[4], target)
+    else:
+        ctx.save_for_backward(x, weight, target, bias, output[1])
+
+
+def _flce_backward(ctx, grads_out):
+    g_rows = grads_out[0]  # the op returns a list: its gradients come as one list
+    if ctx.fused:
+        dx, dw, db, target = ctx.saved_tensors
+        factor = _loss_grad_factor(g_rows, target, ctx.options[0], ctx.reduction)
+        grads = (_scaled(dx, factor), _scaled(dw, factor), _scaled(db, factor) if ctx.has_bias else None)
+    else:
+        x, weight, target, bias, lse = ctx.saved_tensors
+        dx, dw, db = torch.ops.tigon.fused_linear_cross_entropy_bwd(x, weight, target, bias, lse, g_rows, *ctx.options,
+                                                                     *ctx.accum)
+        grads = (dx, dw, db if ctx.has_bias else None)
+    return grads[0], grads[1], None, grads[2], None, None, None, None, None, None, None, None
+
+
+torch.library.register_autograd("tigon::fused_linear_cross_entropy_fwd", _flce_backward, setup_context=_flce_setup)
+
+
+def fused_linear_cross_entropy(x: torch.Tensor, weight: torch.Tensor, target: torch.Tensor,
+                               bias: torch.Tensor | None = None, ignore_index: int = -100, reduction: str = "mean",
+                               label_smoothing: float = 0.0, lse_square_scale: float = 0.0,
+                               softcap: float | None = None, accum_dtype: torch.dtype | None = None,
+                               chunk_rows: int = 0) -> torch.Tensor:
+    """``cross_entropy(x @ weight.T + bias, target)`` without ever holding the (N, V) logits:
+    rows go through in chunks (``chunk_rows``, 0: about 256 MiB of logits at a time). x is
+    (N, H) or (..., H) with target of the matching leading shape. ``accum_dtype=torch.float32``
+    accumulates dW in float32. For "mean" and "sum" the gradients are computed with the loss."""
+    opts = _loss_options(ignore_index, reduction, label_smoothing, lse_square_scale, softcap,
+                         "fused_linear_cross_entropy")
+    x2, t2 = x.reshape(-1, x.shape[-1]), target.reshape(-1)
+    needs = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad or
+                                         (bias is not None and bias.requires_grad))
+    with_grad = reduction != "none" and needs
+    rows, _lse, _dx, _dw, _db = torch.ops.tigon.fused_linear_cross_entropy_fwd(
+        x2, weight, t2, bias, *opts, with_grad, reduction, accum_dtype == torch.float32, int(chunk_rows))
+    out = _reduce(rows, t2, opts[0], reduction)
+    return out.view(target.shape) if reduction == "none" else out

@@ -56,3 +56,56 @@ class LayerNorm(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+
+
+class SwiGLUMLP(nn.Module):
+    """HF LlamaMLP with the fused SwiGLU: ``down_proj(silu(gate_proj(x)) * up_proj(x))``, the same
+    ``gate_proj``/``up_proj``/``down_proj`` parameters. Built from a config with
+    ``hidden_size``, ``intermediate_size`` and (optionally) ``mlp_bias``, or from sizes."""
+
+    def __init__(self, config=None, hidden_size: int | None = None, intermediate_size: int | None = None,
+                 bias: bool | None = None):
+        super().__init__()
+        self.hidden_size = hidden_size if hidden_size is not None else config.hidden_size
+        self.intermediate_size = intermediate_size if intermediate_size is not None else config.intermediate_size
+        bias = bias if bias is not None else bool(getattr(config, "mlp_bias", False))
+        self.gate_proj = nn.Linear(self.hidden_size, self.intermediate_size, bias=bias)
+        self.up_proj = nn.Linear(self.hidden_size, self.intermediate_size, bias=bias)
+        self.down_proj = nn.Linear(self.intermediate_size, self.hidden_size, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(_ops.swiglu(self.gate_proj(x), self.up_proj(x)))
+
+
+class CrossEntropyLoss(nn.Module):
+    """torch.nn.CrossEntropyLoss (class-index targets) with tigon's kernel, plus z-loss and
+    softcap. Logits of shape (..., V) are flattened with their targets."""
+
+    def __init__(self, weight=None, ignore_index: int = -100, reduction: str = "mean", label_smoothing: float = 0.0,
+                 lse_square_scale: float = 0.0, softcap: float | None = None):
+        super().__init__()
+        if weight is not None:
+            raise ValueError("tigon.nn.CrossEntropyLoss: per-class weights are not supported")
+        self.ignore_index, self.reduction, self.label_smoothing = ignore_index, reduction, label_smoothing
+        self.lse_square_scale, self.softcap = lse_square_scale, softcap
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        loss = _ops.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), self.ignore_index,
+                                  self.reduction, self.label_smoothing, self.lse_square_scale, self.softcap)
+        return loss.view(target.shape) if self.reduction == "none" else loss
+
+
+class FusedLinearCrossEntropyLoss(nn.Module):
+    """The loss of ``cross_entropy(x @ weight.T + bias, target)`` without the logits: call it
+    with the hidden states, the LM head's weight (and bias) and the targets."""
+
+    def __init__(self, ignore_index: int = -100, reduction: str = "mean", label_smoothing: float = 0.0,
+                 lse_square_scale: float = 0.0, softcap: float | None = None, accum_dtype=None):
+        super().__init__()
+        self.ignore_index, self.reduction, self.label_smoothing = ignore_index, reduction, label_smoothing
+        self.lse_square_scale, self.softcap, self.accum_dtype = lse_square_scale, softcap, accum_dtype
+
+    def forward(self, x: torch.Tensor, weight: torch.Tensor, target: torch.Tensor, bias=None) -> torch.Tensor:
+        return _ops.fused_linear_cross_entropy(x, weight, target, bias, self.ignore_index, self.reduction,
+                                               self.label_smoothing, self.lse_square_scale, self.softcap,
+                                               self.accum_dtype)

@@ -10,7 +10,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="session")
 def tigon_bin():
     """The tigon command-line tool built by scripts/setup.sh."""
-    path = pathlib.Path(os.environ.get("TIGON_BIN", ROOT / "build" / "tigon"))
+    default = pathlib.Path(os.environ.get("TIGON_LIBRARY_DIR", ROOT / "build")) / "tigon"
+    path = pathlib.Path(os.environ.get("TIGON_BIN", default))
     if not path.exists():
         pytest.fail(f"{path} is missing: build first (bash scripts/setup.sh)")
     return str(path)

@@ -1,0 +1,239 @@
+"""Every functional op, forward and backward, against float64 PyTorch references, on odd
+shapes and every dtype, on the CPU (the interpreter) and, where present, the GPU."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+import tigon
+from conftest import DEVICES
+
+DTYPES = [torch.float32, torch.float16, torch.bfloat16]
+TOL = {torch.float32: 1e-5, torch.bfloat16: 1e-2, torch.float16: 2e-3}
+
+
+def rel(a, b):
+    a, b = a.double(), b.double()
+    assert torch.isfinite(a).all(), "non-finite output (unwritten element?)"
+    return ((a - b).norm() / b.norm().clamp_min(1e-30)).item()
+
+
+def check_grads(outputs, refs, inputs, ref_inputs, dtype, scale=1.0):
+    grads = [torch.randn_like(o) for o in outputs]
+    torch.autograd.backward(outputs, grads)
+    torch.autograd.backward(refs, [g.double() * scale for g in grads])
+    for x, r in zip(inputs, ref_inputs):
+        assert rel(x.grad, r.grad) < TOL[dtype], f"gradient of {tuple(x.shape)}"
+
+
+def leaf(t, dtype=None):
+    return t.to(dtype or t.dtype).detach().requires_grad_()
+
+
+def ref_of(t):
+    return t.detach().double().requires_grad_()
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n,affine", [(1, "both"), (7, "weight"), (128, "none"), (1000, "both")])
+def test_layer_norm(device, dtype, n, affine):
+    torch.manual_seed(n)
+    x = leaf(torch.randn(13, n, device=device) * 2 + 0.5, dtype)
+    w = leaf(1 + 0.1 * torch.randn(n, device=device), dtype) if affine != "none" else None
+    b = leaf(0.1 * torch.randn(n, device=device), dtype) if affine == "both" else None
+    y = tigon.layer_norm(x, w, b, eps=1e-12 if n > 1 else 1e-5)
+    rx, rw, rb = ref_of(x), ref_of(w) if w is not None else None, ref_of(b) if b is not None else None
+    ry = F.layer_norm(rx, (n,), rw, rb, 1e-12 if n > 1 else 1e-5)
+    assert rel(y, ry) < TOL[dtype] or n == 1  # n == 1: y == b exactly, ry too
+    inputs = [t for t in (x, w, b) if t is not None]
+    check_grads([y], [ry], inputs, [t for t in (rx, rw, rb) if t is not None], dtype) if n > 1 else None
+
+
+def rotate_half(x):
+    h = x.shape[-1] // 2
+    return torch.cat((-x[..., h:], x[..., :h]), -1)
+
+
+def rope_ref(x, cos, sin, r):
+    xr, xp = x[..., :r], x[..., r:]
+    return torch.cat((xr * cos + rotate_half(xr) * sin, xp), -1)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("d,r,batch_cos", [(8, 8, 1), (16, 8, 2), (64, 64, 2)])
+def test_rope_strided_gqa_partial(device, dtype, d, r, batch_cos):
+    torch.manual_seed(d + r)
+    b, s, hq, hk = 2, 5, 4, 2
+    # HF layout: view(B, S, H, D).transpose(1, 2), so q and k are not contiguous
+    ql = leaf(torch.randn(b, s, hq, d, device=device), dtype)
+    kl = leaf(torch.randn(b, s, hk, d, device=device), dtype)
+    ang = torch.randn(batch_cos, s, r // 2, device=device)
+    cos, sin = torch.cat((ang.cos(), ang.cos()), -1).to(dtype), torch.cat((ang.sin(), ang.sin()), -1).to(dtype)
+    qe, ke = tigon.rope(ql.transpose(1, 2), kl.transpose(1, 2), cos, sin)
+    rql, rkl = ref_of(ql), ref_of(kl)
+    c, sn = cos.double()[:, None], sin.double()[:, None]
+    rqe, rke = rope_ref(rql.transpose(1, 2), c, sn, r), rope_ref(rkl.transpose(1, 2), c, sn, r)
+    assert rel(qe, rqe) < TOL[dtype] and rel(ke, rke) < TOL[dtype]
+    check_grads([qe, ke], [rqe, rke], [ql, kl], [rql, rkl], dtype)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_rope_vision_layout(device, dtype):
+    torch.manual_seed(3)
+    s, h, d = 9, 3, 16
+    q = leaf(torch.randn(s, h, d, device=device), dtype)
+    k = leaf(torch.randn(s, h, d, device=device), dtype)
+    ang = torch.randn(s, d // 2, device=device)
+    cos, sin = torch.cat((ang.cos(), ang.cos()), -1), torch.cat((ang.sin(), ang.sin()), -1)  # f32 tables
+    qe, ke = tigon.rope(q, k, cos, sin)
+    rq, rk = ref_of(q), ref_of(k)
+    rqe = rope_ref(rq, cos.double()[:, None], sin.double()[:, None], d)
+    rke = rope_ref(rk, cos.double()[:, None], sin.double()[:, None], d)
+    assert rel(qe, rqe) < TOL[dtype] and rel(ke, rke) < TOL[dtype]
+    check_grads([qe, ke], [rqe, rke], [q, k], [rq, rk], dtype)
+
+
+def mrope_ref(x, cos, sin, section):
+    sec = section * 2
+    cos = torch.cat([m[i % 3] for i, m in enumerate(cos.split(sec, dim=-1))], dim=-1).unsqueeze(1)
+    sin = torch.cat([m[i % 3] for i, m in enumerate(sin.split(sec, dim=-1))], dim=-1).unsqueeze(1)
+    return x * cos + rotate_half(x) * sin
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("d,section", [(16, [2, 3, 3]), (32, [4, 6, 6])])
+def test_mrope(device, dtype, d, section):
+    torch.manual_seed(d)
+    b, s = 2, 6
+    q = leaf(torch.randn(b, s, 4, d, device=device, dtype=dtype)).transpose(1, 2)
+    k = leaf(torch.randn(b, s, 2, d, device=device, dtype=dtype)).transpose(1, 2)
+    ang = torch.randn(3, b, s, d // 2, device=device)
+    cos, sin = torch.cat((ang.cos(), ang.cos()), -1).to(dtype), torch.cat((ang.sin(), ang.sin()), -1).to(dtype)
+    qe, ke = tigon.mrope(q, k, cos, sin, section)
+    rq, rk = ref_of(q), ref_of(k)
+    rqe, rke = mrope_ref(rq, cos.double(), sin.double(), section), mrope_ref(rk, cos.double(), sin.double(), section)
+    assert rel(qe, rqe) < TOL[dtype] and rel(ke, rke) < TOL[dtype]
+    with pytest.raises(ValueError, match="mrope_section"):
+        tigon.mrope(q, k, cos, sin, [1, 2, 3])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 1), (3, 7), (2, 5, 130), (9, 1000)])
+def test_swiglu(device, dtype, shape):
+    torch.manual_seed(shape[-1])
+    a, b = leaf(torch.randn(shape, device=device), dtype), leaf(torch.randn(shape, device=device), dtype)
+    c = tigon.swiglu(a, b)
+    ra, rb = ref_of(a), ref_of(b)
+    rc = F.silu(ra) * rb
+    assert rel(c, rc) < TOL[dtype]
+    check_grads([c], [rc], [a, b], [ra, rb], dtype)
+
+
+def ce_ref(logits, target, ignore_index, reduction, ls, z, softcap):
+    x = logits if softcap is None else softcap * torch.tanh(logits / softcap)
+    rows = F.cross_entropy(x, target, ignore_index=ignore_index, reduction="none", label_smoothing=ls)
+    valid = target != ignore_index
+    rows = rows + z * torch.logsumexp(x, -1) ** 2 * valid
+    if reduction == "none":
+        return rows
+    return rows.sum() / valid.sum() if reduction == "mean" else rows.sum()
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("v", [1000, 4099])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("ls,z,softcap", [(0.0, 0.0, None), (0.1, 1e-4, 30.0)])
+def test_cross_entropy(device, dtype, v, reduction, ls, z, softcap):
+    torch.manual_seed(v)
+    n = 7
+    logits = leaf(torch.randn(n, v, device=device) * 3, dtype)
+    target = torch.randint(0, v, (n,), device=device)
+    target[2] = -100
+    loss = tigon.cross_entropy(logits, target, reduction=reduction, label_smoothing=ls, lse_square_scale=z,
+                               softcap=softcap)
+    rl = ref_of(logits)
+    ref = ce_ref(rl, target, -100, reduction, ls, z, softcap)
+    assert rel(loss, ref) < max(TOL[dtype], 1e-5)
+    check_grads([loss], [ref], [logits], [rl], dtype)
+    assert torch.all(logits.grad[2] == 0)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_cross_entropy_errors_and_in_place(device):
+    logits = torch.randn(4, 50, device=device, requires_grad=True)
+    with pytest.raises(ValueError, match="outside \\[0, 50\\)"):
+        tigon.cross_entropy(logits, torch.tensor([1, 2, 50, 3], device=device))
+    with pytest.raises(ValueError, match="reduction"):
+        tigon.cross_entropy(logits, torch.tensor([1, 2, 3, 4], device=device), reduction="avg")
+    # the gradient written over the logits: same loss, same gradient, logits overwritten
+    x = torch.randn(4, 50, device=device)
+    t = torch.tensor([1, 2, 3, 4], device=device)
+    a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+    la, lb = tigon.cross_entropy(a, t), tigon.cross_entropy(b, t, grad_in_logits=True)
+    la.backward()
+    lb.backward()
+    assert torch.allclose(la, lb) and torch.allclose(a.grad, b.grad)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_fused_linear_cross_entropy(device, dtype, reduction, with_bias):
+    torch.manual_seed(1)
+    bt, h, v = 37, 16, 301
+    x = leaf(torch.randn(bt, h, device=device), dtype)
+    w = leaf(torch.randn(v, h, device=device) * 0.3, dtype)
+    b = leaf(torch.randn(v, device=device) * 0.1, dtype) if with_bias else None
+    target = torch.randint(0, v, (bt,), device=device)
+    target[::5] = -100
+    loss = tigon.fused_linear_cross_entropy(x, w, target, b, reduction=reduction, chunk_rows=8)
+    rx, rw, rb = ref_of(x), ref_of(w), ref_of(b) if with_bias else None
+    ref = F.cross_entropy(rx @ rw.T + (rb if with_bias else 0), target, reduction=reduction)
+    assert rel(loss, ref) < TOL[dtype]
+    check_grads([loss], [ref], [t for t in (x, w, b) if t is not None], [t for t in (rx, rw, rb) if t is not None],
+                dtype)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_fused_linear_cross_entropy_loss_only(device):
+    x, w = torch.randn(10, 8, device=device), torch.randn(20, 8, device=device)
+    t = torch.randint(0, 20, (10,), device=device)
+    with torch.no_grad():
+        loss = tigon.fused_linear_cross_entropy(x, w, t)
+    assert rel(loss, F.cross_entropy(x.double() @ w.double().T, t)) < 1e-5
+
+
+def test_torch_compile_fullgraph_every_op():
+    """A small model that uses every op traces with no graph break (CPU, aot_eager)."""
+    class Tiny(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.norm = tigon.nn.RMSNorm(16)
+            self.ln = tigon.nn.LayerNorm(16)
+            self.mlp = tigon.nn.SwiGLUMLP(hidden_size=16, intermediate_size=24)
+            self.head = torch.nn.Linear(16, 40, bias=False)
+
+        def forward(self, x, cos, sin, cos3, sin3, target):
+            h = self.ln(self.norm(x))
+            q = h.view(2, 3, 2, 8).transpose(1, 2)
+            q, k = tigon.rope(q, q, cos, sin)
+            q, k = tigon.mrope(q, k, cos3, sin3, [1, 1, 2])
+            h = h + self.mlp(q.transpose(1, 2).reshape(6, 16))
+            return (tigon.cross_entropy(self.head(h), target) +
+                    tigon.fused_linear_cross_entropy(h, self.head.weight, target))
+
+    torch.manual_seed(0)
+    m = Tiny()
+    args = (torch.randn(6, 16, requires_grad=True), torch.randn(1, 3, 8), torch.randn(1, 3, 8),
+            torch.randn(3, 2, 3, 8), torch.randn(3, 2, 3, 8), torch.randint(0, 40, (6,)))
+    eager = m(*args)
+    compiled = torch.compile(m, fullgraph=True, backend="aot_eager")(*args)
+    compiled.backward()
+    assert torch.allclose(eager, compiled, rtol=1e-5, atol=1e-6)
+    assert args[0].grad is not None and torch.isfinite(args[0].grad).all()
