@@ -329,3 +329,39 @@ def test_apply_functions_and_options():
     assert [w for w, _ in report.functions] == ["transformers.models.llama.modeling_llama.LlamaRMSNorm"]
     assert tigon.apply_to_llama(rope=False, swiglu=False, cross_entropy=False,
                                 fused_linear_cross_entropy=False).functions == []    # twice: no-op
+
+
+def _rotate_half(x):
+    h = x.shape[-1] // 2
+    return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_rotary_wrappers_match_transformers(device):
+    """The functions swapped into the modeling modules: apply_rotary_pos_emb (both layouts),
+    the vision one (float32 tables, bf16 q/k) and, for older transformers, Qwen2-VL's
+    apply_multimodal_rotary_pos_emb (checked against its transformers 4.x formula)."""
+    from transformers.models.llama.modeling_llama import apply_rotary_pos_emb as hf_rope
+    from transformers.models.qwen2_vl.modeling_qwen2_vl import apply_rotary_pos_emb_vision as hf_vision
+    from tigon import _hf
+    torch.manual_seed(0)
+    q, k = torch.randn(2, 4, 5, 8, device=device), torch.randn(2, 2, 5, 8, device=device)
+    cos, sin = torch.randn(2, 5, 8, device=device), torch.randn(2, 5, 8, device=device)
+    for got, ref in zip(_hf.apply_rotary_pos_emb(q, k, cos, sin), hf_rope(q, k, cos, sin)):
+        assert rel(got, ref) < 1e-5
+    qt, kt = q.transpose(1, 2), k.transpose(1, 2)                   # (B, S, H, D), unsqueeze_dim=2
+    for got, ref in zip(_hf.apply_rotary_pos_emb(qt, kt, cos, sin, unsqueeze_dim=2),
+                        hf_rope(qt, kt, cos, sin, unsqueeze_dim=2)):
+        assert got.shape == ref.shape and got.is_contiguous() and rel(got, ref) < 1e-5
+    qv, kv = torch.randn(6, 2, 8, device=device).bfloat16(), torch.randn(6, 2, 8, device=device).bfloat16()
+    cv, sv = torch.randn(6, 8, device=device), torch.randn(6, 8, device=device)
+    for got, ref in zip(_hf.apply_rotary_pos_emb_vision(qv, kv, cv, sv), hf_vision(qv, kv, cv, sv)):
+        assert got.dtype == ref.dtype and rel(got, ref) < 1e-2
+    section = [1, 1, 2]
+    c3, s3 = torch.randn(3, 2, 5, 8, device=device), torch.randn(3, 2, 5, 8, device=device)
+
+    def pick(t):
+        return torch.cat([m[i % 3] for i, m in enumerate(t.split(section * 2, dim=-1))], dim=-1).unsqueeze(1)
+    got = _hf.apply_multimodal_rotary_pos_emb(q, k, c3, s3, section)
+    for g, x in zip(got, (q, k)):
+        assert rel(g, x * pick(c3) + _rotate_half(x) * pick(s3)) < 1e-5
