@@ -9,6 +9,7 @@ loss leaves the tolerance at any step.
     python tests/python/train_tiny.py --big                 # vocab 32000, seq 256, hidden 256:
                                                             # the fused loss's memory saving shows
     python tests/python/train_tiny.py --autocast            # float32 weights, bf16 autocast
+    python tests/python/train_tiny.py --device cpu --steps 3   # a smoke run of the script itself
 
 The tolerance is on |patched - reference| / |reference| per step. Both runs start from the
 same weights, but bf16 rounding differs (tigon rounds once where transformers rounds after
@@ -35,28 +36,33 @@ def train(name, way, init, data, args):
     tigon.unpatch()
     if way == "apply":
         tigon.apply(name)
-    model = tm.build(name, device="cuda", dtype=torch.float32 if args.autocast else torch.bfloat16,
+    model = tm.build(name, device=args.device, dtype=torch.float32 if args.autocast else torch.bfloat16,
                      attn=args.attn)
     model.load_state_dict(init)
     if way == "patch":
         tigon.patch(model)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
-    torch.cuda.synchronize()
-    torch.cuda.reset_peak_memory_stats()
-    base = torch.cuda.memory_allocated()
+    cuda = args.device == "cuda"
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated() if cuda else 0
     losses = []
     for step in range(args.steps):
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=args.autocast):
+        with torch.autocast(args.device, dtype=torch.bfloat16, enabled=args.autocast):
             loss = model(**data[step % len(data)]).loss
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
         losses.append(loss.item())
-    torch.cuda.synchronize()
-    peak = torch.cuda.max_memory_allocated()
+    peak = 0
+    if cuda:
+        torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated()
     tigon.unpatch()
     del model, opt
-    torch.cuda.empty_cache()
+    if cuda:
+        torch.cuda.empty_cache()
     return losses, peak, peak - base
 
 
@@ -70,19 +76,21 @@ def main():
     ap.add_argument("--big", action="store_true", help="vocab 32000, 256 tokens, hidden 256, batch 4")
     ap.add_argument("--autocast", action="store_true", help="float32 weights under bf16 autocast")
     ap.add_argument("--attn", default="sdpa")
+    ap.add_argument("--device", default="cuda", help="cuda (the real run) or cpu (a smoke test; no memory figures)")
     args = ap.parse_args()
-    if not torch.cuda.is_available():
-        sys.exit("train_tiny.py needs a CUDA GPU")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        sys.exit("train_tiny.py needs a CUDA GPU (or --device cpu for a smoke run)")
     if args.big:
         tm.VOCAB, tm.SEQ, tm.HIDDEN, tm.BATCH = 32000, 256, 256, 4
     dtype = torch.float32 if args.autocast else torch.bfloat16
-    print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}, "
+    gpu = torch.cuda.get_device_name() if args.device == "cuda" else "CPU (interpreter)"
+    print(f"torch {torch.__version__}, tigon {tigon.__version__}, {gpu}, "
           f"{'autocast bf16' if args.autocast else 'bf16 weights'}, {args.steps} steps, lr {args.lr}, tol {args.tol}")
     failed = []
     summary = []
     for name in args.models:
-        init = {k: v.detach().clone() for k, v in tm.build(name, device="cuda", dtype=dtype).state_dict().items()}
-        data = batches(name, args.batches, "cuda", dtype)
+        init = {k: v.detach().clone() for k, v in tm.build(name, device=args.device, dtype=dtype).state_dict().items()}
+        data = batches(name, args.batches, args.device, dtype)
         runs = {way: train(name, way, init, data, args) for way in WAYS}
         ref = runs["ref"][0]
         print(f"\n== {name}")
