@@ -194,3 +194,32 @@ def test_autocast_mixed_precision(name, device):
     loss, grads = run(model)
     assert rel(loss, ref_loss) < TOL[torch.bfloat16]["loss"]
     check_grads(grads, ref_grads, TOL[torch.bfloat16]["grad"])
+
+
+class UnknownRMSNorm(torch.nn.Module):
+    """An RMSNorm tigon has never seen (like T5LayerNorm): it must be left as it is."""
+
+    def __init__(self, d):
+        super().__init__()
+        self.weight = torch.nn.Parameter(1 + 0.1 * torch.randn(d))
+
+    def forward(self, x):
+        return self.weight * x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6)
+
+
+def test_model_with_an_unknown_norm():
+    _needs_ops("qwen3")
+    torch.manual_seed(0)
+    ref_model = tm.build("qwen3")
+    ref_model.model.norm = UnknownRMSNorm(32)
+    ref_model.model.layers[1].self_attn.k_norm = UnknownRMSNorm(8)
+    ref = step(ref_model, "qwen3", "cpu", torch.float32)
+    model = copy.deepcopy(ref_model)
+    report = tigon.patch(model)
+    untouched = {path: cls for path, cls, _ in report.unknown}
+    assert set(untouched) == {"model.norm", "model.layers.1.self_attn.k_norm"}
+    assert all(cls.endswith("UnknownRMSNorm") for cls in untouched.values())
+    assert type(model.model.norm) is UnknownRMSNorm
+    assert "model.layers.1.self_attn.q_norm" in report.replaced_paths()
+    assert len(report.replaced) == 7 + 2            # 9 RMSNorms - 2 unknown, 2 MLPs
+    compare(ref, step(model, "qwen3", "cpu", torch.float32), torch.float32)
