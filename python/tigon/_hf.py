@@ -210,6 +210,7 @@ def _output_class(fn):
 
 
 _lce_forwards: dict = {}
+_PASSED_THROUGH = ("past_key_values", "hidden_states", "attentions", "rope_deltas")
 
 
 def lce_forward(orig):
@@ -240,7 +241,8 @@ def lce_forward(orig):
         if skip_logits is None:
             skip_logits = self.training and has_labels
         custom_loss = "_loss_function" in self.__dict__ and not is_tigon(self.__dict__["_loss_function"])
-        if not skip_logits or not has_labels or custom_loss or not isinstance(getattr(self, "lm_head", None), nn.Linear):
+        linear_head = isinstance(getattr(self, "lm_head", None), nn.Linear)
+        if not skip_logits or not has_labels or custom_loss or not linear_head:
             return orig(self, *args, **kwargs)
         return_dict = extra.pop("return_dict", None)
         if return_dict is None:
@@ -251,14 +253,14 @@ def lce_forward(orig):
         cfg = getattr(self.config, "get_text_config", lambda: self.config)()
         loss = causal_lm_flce(hidden_states, self.lm_head, labels, **extra,
                               final_logit_softcapping=getattr(cfg, "final_logit_softcapping", None))
-        fields = {k: getattr(outputs, k, None) for k in ("past_key_values", "hidden_states", "attentions", "rope_deltas")
-                  if k in out_fields}
+        fields = {k: getattr(outputs, k, None) for k in _PASSED_THROUGH if k in out_fields}
         out = out_cls(loss=loss, logits=None, **fields)
         return out if return_dict else out.to_tuple()
 
-    forward.__signature__ = sig.replace(parameters=[*[p for p in sig.parameters.values() if p.kind is not p.VAR_KEYWORD],
-                                                    inspect.Parameter("skip_logits", inspect.Parameter.KEYWORD_ONLY, default=None),
-                                                    *[p for p in sig.parameters.values() if p.kind is p.VAR_KEYWORD]])
+    params = list(sig.parameters.values())
+    skip = inspect.Parameter("skip_logits", inspect.Parameter.KEYWORD_ONLY, default=None)
+    forward.__signature__ = sig.replace(parameters=[*[p for p in params if p.kind is not p.VAR_KEYWORD], skip,
+                                                    *[p for p in params if p.kind is p.VAR_KEYWORD]])
     _tag(forward, "fused linear cross-entropy forward")
     _lce_forwards[orig] = forward
     return forward

@@ -84,8 +84,8 @@ def check_grads(grads, ref_grads, tol):
     does not see it)."""
     assert grads.keys() == ref_grads.keys()
     floor = 1e-3 * max(g.double().norm().item() for g in ref_grads.values())
-    err = {k: (grads[k].double() - ref_grads[k].double()).norm().item() / max(ref_grads[k].double().norm().item(), floor)
-           for k in ref_grads}
+    err = {k: (grads[k].double() - ref.double()).norm().item() / max(ref.double().norm().item(), floor)
+           for k, ref in ref_grads.items()}
     bad = {k: e for k, e in err.items() if not e < tol}
     assert not bad, f"gradients differ: {bad}"
 
