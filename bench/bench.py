@@ -48,15 +48,15 @@ def copy_bandwidth():
     return 2 * (2 << 30) / (ms * 1e-3) / 1e9
 
 
-def time_ms(fn):
-    """Device time of one call, from a CUDA graph of many calls (so the host's launch cost,
-    reported apart, does not hide the kernels' speed); plain do_bench if capture fails."""
-    try:
+def time_ms(fn, graph):
+    """Median device time of one call. With `graph`, from a CUDA graph of many calls, so the
+    host's launch cost (reported apart) does not hide the kernels' speed; forward+backward is
+    timed with plain do_bench (autograd does not capture reliably), so at small sizes it
+    includes every implementation's host overhead."""
+    if graph:
         with torch.cuda.stream(torch.cuda.Stream()):
             return triton.testing.do_bench_cudagraph(fn, rep=100, return_mode="median")
-    except Exception:
-        torch.cuda.synchronize()
-        return triton.testing.do_bench(fn, warmup=25, rep=200, return_mode="median")
+    return triton.testing.do_bench(fn, warmup=25, rep=200, return_mode="median")
 
 
 def run_case(op, shape, mode, dtype, copy_gbs, impls):
@@ -80,7 +80,7 @@ def run_case(op, shape, mode, dtype, copy_gbs, impls):
                 ok = True
             else:
                 ok = op.agrees(out, reference, dtype)
-            ms = time_ms(runner)
+            ms = time_ms(runner, graph=mode == "fwd")
             gbs = nbytes / (ms * 1e-3) / 1e9
             rows.append(dict(op=op.name, mode=mode, shape=op.label(shape), dtype=str(dtype).replace("torch.", ""),
                              impl=name, ms=ms, gbs=gbs, pct_copy=100 * gbs / copy_gbs, bytes=nbytes, agrees=ok,
@@ -147,7 +147,10 @@ def markdown(results, device, copy_gbs, meta, over):
              f"triton {meta['triton']}, Liger-Kernel {meta['liger']}, tigon {meta['tigon']}.", "",
              f"Measured device copy bandwidth: **{copy_gbs:.0f} GB/s** (2 GiB device-to-device copy, "
              f"bytes read + written). GB/s below count the fewest bytes each op must move; % is of "
-             f"that copy bandwidth. Times are medians (triton.testing.do_bench).", ""]
+             f"that copy bandwidth. Times are medians: forward from CUDA-graph replays "
+             f"(triton.testing.do_bench_cudagraph: device time, no host overhead), forward+backward "
+             f"from triton.testing.do_bench (host overhead included, which dominates the smallest "
+             f"shapes for every implementation).", ""]
     by_case = {}
     for r in results:
         by_case.setdefault((r["op"], r["mode"], r["dtype"]), []).append(r)
@@ -230,6 +233,18 @@ def main():
     device = torch.cuda.get_device_name()
     copy_gbs = copy_bandwidth()
     print(f"{device}: copy {copy_gbs:.0f} GB/s", flush=True)
+    liger_rev = "not available"
+    if HAVE_LIGER:
+        rev = ROOT / ".peers" / "REVISION"
+        liger_rev = rev.read_text().strip() if rev.exists() else "checkout"
+    meta = dict(date=datetime.date.today().isoformat(), device=device, torch=torch.__version__,
+                triton=triton.__version__, tigon=tigon.__version__, liger=liger_rev, copy_gbs=copy_gbs)
+    stem = f"{device.replace(' ', '-')}-{meta['date']}"
+
+    def write(results, over):  # after every op, so a cut-short run still leaves its numbers
+        (out / f"{stem}.json").write_text(json.dumps(dict(meta=meta, results=results, overheads=over), indent=1))
+        (out / "benchmarks.md").write_text(markdown(results, device, copy_gbs, meta, over))
+
     results = []
     for name in args.ops.split(","):
         op = OPS[name]
@@ -244,17 +259,10 @@ def main():
                             f" peak+{r['peak_extra_gib']:.2f}GiB" + ("" if r["agrees"] else "  DIFFERS")
                         print(f"{r['op']:<12} {r['mode']:<8} {r['dtype']:<9} {r['shape']:<28} {r['impl']:<14} {msg}",
                               flush=True)
+        write(results, {})
     over = overheads() if not args.quick else {}
     print("overheads", over, flush=True)
-    liger_rev = "not available"
-    if HAVE_LIGER:
-        rev = ROOT / ".peers" / "REVISION"
-        liger_rev = rev.read_text().strip() if rev.exists() else "checkout"
-    meta = dict(date=datetime.date.today().isoformat(), device=device, torch=torch.__version__,
-                triton=triton.__version__, tigon=tigon.__version__, liger=liger_rev, copy_gbs=copy_gbs)
-    stem = f"{device.replace(' ', '-')}-{meta['date']}"
-    (out / f"{stem}.json").write_text(json.dumps(dict(meta=meta, results=results, overheads=over), indent=1))
-    (out / "benchmarks.md").write_text(markdown(results, device, copy_gbs, meta, over))
+    write(results, over)
     print("plots:", plots(results, out / "img"))
 
 
