@@ -14,6 +14,10 @@ from ._ops import (cross_entropy, fused_linear_cross_entropy, layer_norm, mrope,
 from . import nn  # noqa: E402
 from ._cache import cache_dir, clear_cache  # noqa: E402
 from ._user import TileError, load  # noqa: E402
+from .patch import PatchReport, TigonModule, patch, unpatch  # noqa: E402
+from .monkey import *  # noqa: E402,F401,F403  (apply, apply_to_<model_type>)
+from . import monkey as _monkey  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["rms_norm", "layer_norm", "rope", "mrope", "swiglu", "cross_entropy", "fused_linear_cross_entropy", "nn", "cache_dir", "clear_cache", "load", "TileError"]
+__all__ = ["rms_norm", "layer_norm", "rope", "mrope", "swiglu", "cross_entropy", "fused_linear_cross_entropy", "nn", "cache_dir", "clear_cache", "load", "TileError",
+           "patch", "unpatch", "PatchReport", "TigonModule", *_monkey.__all__]
