@@ -14,8 +14,8 @@ fi
 
 PYTHON=${PYTHON:-python3}
 # torch pinned to the GPU machine's version: the op library links against its LibTorch
-if ! "$PYTHON" -c 'import torch, pytest, numpy; assert torch.__version__.startswith("2.11.0")' 2>/dev/null; then
-  "$PYTHON" -m pip install -q "torch==2.11.0" pytest numpy
+if ! "$PYTHON" -c 'import torch, pytest, numpy, transformers; assert torch.__version__.startswith("2.11.0") and transformers.__version__ == "5.17.0"' 2>/dev/null; then
+  "$PYTHON" -m pip install -q "torch==2.11.0" pytest numpy "transformers==5.17.0"
 fi
 
 cuda_root=${CUDA_HOME:-/usr/local/cuda}
