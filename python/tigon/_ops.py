@@ -18,13 +18,23 @@ def _rms_norm_bwd_fake(dy, x, weight, rstd, offset, dx_in_dy):
     return x.new_empty(x.shape), dw
 
 
+def _auxiliary(ctx, *outputs):
+    """Outputs that carry no gradient (saved statistics, gradients computed in the forward):
+    autograd must not materialize zero gradients for them (a full pass over memory each)."""
+    ctx.mark_non_differentiable(*outputs)
+    ctx.set_materialize_grads(False)
+
+
 def _rms_norm_setup(ctx, inputs, output):
     x, weight, _eps, offset, _mode = inputs
+    _auxiliary(ctx, output[1])
     ctx.save_for_backward(x, weight, output[1])
     ctx.offset = offset
 
 
 def _rms_norm_backward(ctx, dy, _drstd):
+    if dy is None:  # y did not reach the loss
+        return None, None, None, None, None
     x, weight, rstd = ctx.saved_tensors
     dx, dw = torch.ops.tigon.rms_norm_bwd(dy.contiguous(), x, weight, rstd, ctx.offset, False)
     return dx, (dw if weight is not None else None), None, None, None
@@ -65,12 +75,15 @@ def _layer_norm_bwd_fake(dy, x, weight, has_bias, mean, rstd):
 
 def _layer_norm_setup(ctx, inputs, output):
     x, weight, bias, _eps = inputs
+    _auxiliary(ctx, output[1], output[2])
     ctx.save_for_backward(x, weight, output[1], output[2])
     ctx.has_bias = bias is not None
     ctx.bias_dtype = bias.dtype if bias is not None else None
 
 
 def _layer_norm_backward(ctx, dy, _dmean, _drstd):
+    if dy is None:
+        return None, None, None, None
     x, weight, mean, rstd = ctx.saved_tensors
     dx, dw, db = torch.ops.tigon.layer_norm_bwd(dy.contiguous(), x, weight, ctx.has_bias, mean, rstd)
     return (dx, dw if weight is not None else None,
@@ -214,12 +227,15 @@ def _ce_bwd_fake(logits, target, lse, grad_rows, ignore_index, label_smoothing, 
 
 def _ce_setup(ctx, inputs, output):
     logits, target, ignore_index, ls, z, softcap, with_grad, _in_logits, reduction = inputs
+    _auxiliary(ctx, output[1], output[2])
     ctx.options = (ignore_index, ls, z, softcap)
     ctx.fused, ctx.reduction = with_grad, reduction
     ctx.save_for_backward(output[2] if with_grad else logits, target, output[1])
 
 
 def _ce_backward(ctx, g_rows, _g_lse, _g_grad):
+    if g_rows is None:
+        return None, None, None, None, None, None, None, None, None
     saved, target, lse = ctx.saved_tensors
     if ctx.fused:  # the gradient came with the forward, for the reduced loss: scale it
         factor = _loss_grad_factor(g_rows, target, ctx.options[0], ctx.reduction)
@@ -279,6 +295,7 @@ def _flce_bwd_fake(x, weight, target, bias, lse, grad_rows, ignore_index, ls, z,
 
 def _flce_setup(ctx, inputs, output):
     x, weight, target, bias, ignore_index, ls, z, softcap, with_grad, reduction, accum_f32, chunk_rows = inputs
+    _auxiliary(ctx, *output[1:])
     ctx.fused, ctx.reduction = with_grad, reduction
     ctx.has_bias = bias is not None
     ctx.options = (ignore_index, ls, z, softcap)
@@ -291,6 +308,8 @@ def _flce_setup(ctx, inputs, output):
 
 def _flce_backward(ctx, grads_out):
     g_rows = grads_out[0]  # the op returns a list: its gradients come as one list
+    if g_rows is None:
+        return None, None, None, None, None, None, None, None, None, None, None, None
     if ctx.fused:
         dx, dw, db, target = ctx.saved_tensors
         factor = _loss_grad_factor(g_rows, target, ctx.options[0], ctx.reduction)
