@@ -32,30 +32,19 @@ class RMSNorm(nn.Module):
         return f"{self.hidden_size}, eps={self.variance_epsilon}, offset={self.offset}, casting_mode={self.casting_mode}"
 
 
-class LayerNorm(nn.Module):
-    """torch.nn.LayerNorm over the last dimension, with the same arguments and state_dict."""
+class LayerNorm(nn.LayerNorm):
+    """torch.nn.LayerNorm (a subclass, so code that checks for it, such as weight-decay
+    exemptions, still finds it) over the last dimension, with tigon's kernels."""
 
     def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True, bias: bool = True,
                  device=None, dtype=None):
-        super().__init__()
         shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
         if len(shape) != 1:
             raise ValueError(f"tigon.nn.LayerNorm normalizes the last dimension only; got normalized_shape={shape}")
-        self.normalized_shape = shape
-        self.eps = eps
-        self.elementwise_affine = elementwise_affine
-        if elementwise_affine:
-            self.weight = nn.Parameter(torch.ones(shape, device=device, dtype=dtype))
-            self.bias = nn.Parameter(torch.zeros(shape, device=device, dtype=dtype)) if bias else None
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        super().__init__(shape, eps, elementwise_affine, bias, device=device, dtype=dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return _ops.layer_norm(x, self.weight, self.bias, self.eps)
-
-    def extra_repr(self) -> str:
-        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
 
 
 class SwiGLUMLP(nn.Module):

@@ -183,8 +183,8 @@ def test_cross_entropy_errors_and_in_place(device):
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
-@pytest.mark.parametrize("with_bias", [False, True])
-def test_fused_linear_cross_entropy(device, dtype, reduction, with_bias):
+@pytest.mark.parametrize("with_bias,accum", [(False, None), (True, None), (True, torch.float32)])
+def test_fused_linear_cross_entropy(device, dtype, reduction, with_bias, accum):
     torch.manual_seed(1)
     bt, h, v = 37, 16, 301
     x = leaf(torch.randn(bt, h, device=device), dtype)
@@ -192,7 +192,7 @@ def test_fused_linear_cross_entropy(device, dtype, reduction, with_bias):
     b = leaf(torch.randn(v, device=device) * 0.1, dtype) if with_bias else None
     target = torch.randint(0, v, (bt,), device=device)
     target[::5] = -100
-    loss = tigon.fused_linear_cross_entropy(x, w, target, b, reduction=reduction, chunk_rows=8)
+    loss = tigon.fused_linear_cross_entropy(x, w, target, b, reduction=reduction, chunk_rows=8, accum_dtype=accum)
     rx, rw, rb = ref_of(x), ref_of(w), ref_of(b) if with_bias else None
     ref = F.cross_entropy(rx @ rw.T + (rb if with_bias else 0), target, reduction=reduction)
     assert rel(loss, ref) < TOL[dtype]
