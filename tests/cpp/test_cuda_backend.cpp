@@ -129,6 +129,15 @@ TEST_CASE("nvrtc: every built-in kernel compiles over its tune space for sm_80 a
             jobs.push_back({k.name + " " + configString(config), *ok[(turn - 1) % space.size()], arch});
             for (const auto &[name, value] : config) compiled[k.name + " " + name].insert(value);
           }
+          // a config for any tune value the turns have not reached yet (large tune spaces)
+          for (size_t i = 0; i < space.size(); ++i) {
+            if (!ok[i]) continue;
+            bool fresh = false;
+            for (const auto &[name, value] : space[i]) fresh = fresh || !compiled[k.name + " " + name].count(value);
+            if (!fresh) continue;
+            jobs.push_back({k.name + " " + configString(space[i]), *ok[i], kArchs[i % std::size(kArchs)]});
+            for (const auto &[name, value] : space[i]) compiled[k.name + " " + name].insert(value);
+          }
         }
     }
   }
