@@ -1,57 +1,12 @@
 // rms_norm.tile (forward and backward) in the interpreter against LibTorch float64 references.
-#include <doctest/doctest.h>
-#include <torch/torch.h>
-
-#include "dsl/frontend.h"
-#include "runtime/builtin_kernels.h"
-#include "runtime/interpreter.h"
+#include "torch_reference.h"
 
 using namespace tigon;
+using namespace tigon::testing;
 
 namespace {
 
-torch::ScalarType torchType(ir::DType t) {
-  switch (t) {
-    case ir::DType::F32: return torch::kFloat32;
-    case ir::DType::F16: return torch::kFloat16;
-    case ir::DType::BF16: return torch::kBFloat16;
-    case ir::DType::I32: return torch::kInt32;
-    case ir::DType::I64: return torch::kInt64;
-    case ir::DType::Bool: return torch::kBool;
-  }
-  return torch::kFloat32;
-}
-
-KernelArg arg(const torch::Tensor &t, ir::DType dt) {
-  REQUIRE((t.scalar_type() == torchType(dt)));
-  TensorArg a;
-  a.data = t.data_ptr();
-  a.dtype = dt;
-  a.sizes = t.sizes().vec();
-  a.strides = t.strides().vec();
-  return KernelArg::of(a);
-}
-
-// A fresh output filled with NaN (or -1 for ints), so an unwritten element shows.
-torch::Tensor poisoned(std::vector<int64_t> shape, ir::DType dt) {
-  return torch::full(shape, std::nan(""), torch::TensorOptions().dtype(torchType(dt)));
-}
-
-// ||out - ref|| / ||ref||, or over `scale` when the result is a small difference of larger
-// terms (dx of RMSNorm at N = 1 is nearly zero: its error is relative to dy * w * rstd).
-double relErr(const torch::Tensor &out, const torch::Tensor &ref, double scale = 0) {
-  torch::Tensor o = out.to(torch::kFloat64), r = ref.to(torch::kFloat64);
-  REQUIRE_FALSE(o.isnan().any().item<bool>());
-  double denom = std::max(r.norm().item<double>(), scale);
-  return (o - r).norm().item<double>() / (denom > 0 ? denom : 1.0);
-}
-
-double tolerance(ir::DType dt) { return dt == ir::DType::F32 ? 1e-5 : dt == ir::DType::BF16 ? 1e-2 : 2e-3; }
-
-const TileModule &rmsModule() {
-  static const TileModule m = loadTileSource("rms_norm.tile", builtinKernelSources().at("rms_norm.tile"));
-  return m;
-}
+const TileModule &rmsModule() { return builtinModule("rms_norm.tile"); }
 
 }  // namespace
 

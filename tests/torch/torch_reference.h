@@ -1,5 +1,5 @@
-// Helpers shared by the interpreter-vs-LibTorch reference tests of the built-in kernels (the
-// same ones test_rms_norm_reference.cpp defines for itself): tensors as kernel arguments,
+// Helpers shared by the interpreter-vs-LibTorch reference tests of the built-in kernels:
+// tensors as kernel arguments,
 // poisoned outputs, relative errors and the per-dtype tolerances.
 #pragma once
 // LibTorch first: its logging header defines CHECK, CHECK_EQ, ... (aborting glog-style checks);
