@@ -66,6 +66,21 @@ struct Parser {
     }
     ~DepthGuard() { --p.depth; }
   };
+  // A left-deep chain built in a loop (a + b + c ..., x[i][j] ...) nests the tree one level
+  // per link without recursing here, but everything after the parser recurses over it: each
+  // link counts as one level of nesting until the chain is done.
+  struct ChainGuard {
+    Parser &p;
+    int links = 0;
+    explicit ChainGuard(Parser &parser) : p(parser) {}
+    void link() {
+      if (p.depth + 1 > kMaxDepth)
+        p.fail(p.cur(), fmt::format("nesting is too deep (more than {} levels)", kMaxDepth));
+      ++p.depth;
+      ++links;
+    }
+    ~ChainGuard() { p.depth -= links; }
+  };
 
   // ---- expressions -------------------------------------------------------------------------
 
@@ -94,9 +109,11 @@ struct Parser {
   ExprPtr expr(int minPrec = 1) {
     DepthGuard guard(*this);
     ExprPtr lhs = unary();
+    ChainGuard chain(*this);
     for (;;) {
       int prec = precedence(cur().kind);
       if (prec < minPrec || prec == 0) return lhs;
+      chain.link();
       Token op = take();
       ExprPtr rhs = expr(prec + 1);
       lhs = binary(std::move(lhs), op, std::move(rhs));
@@ -135,7 +152,9 @@ struct Parser {
   }
 
   ExprPtr postfix(ExprPtr base) {
+    ChainGuard chain(*this);
     while (at(Tok::LBracket)) {
+      chain.link();
       Token open = take();
       auto e = std::make_unique<Expr>();
       e->kind = Expr::Kind::Index;

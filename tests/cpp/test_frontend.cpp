@@ -155,3 +155,17 @@ TEST_CASE("frontend: IR printer and verifier") {
   f.body.ops[0].operands.push_back(9999);
   CHECK_FALSE(ir::verify(f).empty());
 }
+
+// Found by tests/fuzz/fuzz_frontend (corpus: stress_long_line.tile): a long flat chain
+// `1 + 1 + ... + 1` (or `x[0][0]...`) was parsed in a loop into a left-deep tree, and the
+// checker, the lowering and the destructor then recursed once per link: stack overflow.
+TEST_CASE("frontend: long operator and index chains are reported as too deep, not recursed into") {
+  auto chain = [](const std::string &link, int n) {
+    std::string s = "kernel k(x: f32[4], y: out f32[4]) grid 1 { let a = x";
+    for (int i = 0; i < n; ++i) s += link;
+    return s + "; y[iota(4)] = f32(a); }";
+  };
+  CHECK_NOTHROW(lower(chain(" + 1.0", 50), "k", {}));
+  CHECK_THROWS_WITH_AS(lower(chain(" + 1.0", 100000), "k", {}), doctest::Contains("nesting is too deep"), Error);
+  CHECK_THROWS_WITH_AS(lower(chain("[0]", 100000), "k", {}), doctest::Contains("nesting is too deep"), Error);
+}
