@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi
-packages="llvm-19-dev libzstd-dev libfmt-dev doctest-dev ninja-build cmake g++"
+# clang-14 and libclang-rt-14-dev: the libFuzzer targets (scripts/fuzz.sh)
+packages="llvm-19-dev libzstd-dev libfmt-dev doctest-dev ninja-build cmake g++ clang-14 libclang-rt-14-dev"
 if ! dpkg -s $packages >/dev/null 2>&1; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $packages
