@@ -24,6 +24,8 @@
 #include "runtime/jit.h"
 #include "runtime/scratch_timer.h"
 
+#include "gpu_util.h"
+
 using namespace tigon;
 
 namespace {
@@ -39,36 +41,8 @@ struct Tensor {
   bool output = false;  // compared after the run (out or inout)
 
   int64_t storage() const { return int64_t(bytes.size()) / ir::dtypeBytes(dt); }
-  double get(int64_t i) const {
-    const uint8_t *p = bytes.data() + size_t(i) * size_t(ir::dtypeBytes(dt));
-    uint16_t h;
-    float f;
-    int32_t i32;
-    int64_t i64;
-    switch (dt) {
-      case ir::DType::F32: std::memcpy(&f, p, 4); return f;
-      case ir::DType::BF16: std::memcpy(&h, p, 2); return bf16BitsToFloat(h);
-      case ir::DType::F16: std::memcpy(&h, p, 2); return f16BitsToFloat(h);
-      case ir::DType::I32: std::memcpy(&i32, p, 4); return i32;
-      case ir::DType::I64: std::memcpy(&i64, p, 8); return double(i64);
-      default: return 0;
-    }
-  }
-  void set(int64_t i, double v) {
-    uint8_t *p = bytes.data() + size_t(i) * size_t(ir::dtypeBytes(dt));
-    float f = float(v);
-    uint16_t h;
-    int32_t i32 = int32_t(v);
-    int64_t i64 = int64_t(v);
-    switch (dt) {
-      case ir::DType::F32: std::memcpy(p, &f, 4); break;
-      case ir::DType::BF16: h = floatToBf16Bits(f); std::memcpy(p, &h, 2); break;
-      case ir::DType::F16: h = floatToF16Bits(f); std::memcpy(p, &h, 2); break;
-      case ir::DType::I32: std::memcpy(p, &i32, 4); break;
-      case ir::DType::I64: std::memcpy(p, &i64, 8); break;
-      default: break;
-    }
-  }
+  double get(int64_t i) const { return readElement(bytes.data() + size_t(i) * size_t(ir::dtypeBytes(dt)), dt); }
+  void set(int64_t i, double v) { writeElement(bytes.data() + size_t(i) * size_t(ir::dtypeBytes(dt)), dt, v); }
   TensorArg hostArg() {
     TensorArg t;
     t.data = bytes.data();
@@ -86,12 +60,6 @@ struct Tensor {
     return t;
   }
 };
-
-std::vector<int64_t> contiguous(const std::vector<int64_t> &sizes) {
-  std::vector<int64_t> s(sizes.size(), 1);
-  for (int d = int(sizes.size()) - 2; d >= 0; --d) s[size_t(d)] = s[size_t(d) + 1] * sizes[size_t(d) + 1];
-  return s;
-}
 
 // An argument: a tensor (index into Case::tensors) or a scalar.
 struct Arg {
@@ -112,7 +80,7 @@ struct Case {
              bool output = false) {
     Tensor t;
     t.dt = dt;
-    if (strides.empty()) strides = contiguous(sizes);
+    if (strides.empty()) strides = contiguousStrides(sizes);
     if (storage < 0) {
       storage = 1;
       for (size_t d = 0; d < sizes.size(); ++d) storage += (sizes[d] - 1) * strides[d];
@@ -443,10 +411,7 @@ void bench(Jit &jit, Case c, const std::vector<std::string> &onlyConfigs = {}) {
 
 int main(int argc, char **argv) {
   std::string mode = argc > 1 ? argv[1] : "all", filter = argc > 2 ? argv[2] : "";
-  if (mode != "list" && !cuda::tryDriver()) {
-    fmt::print("SKIPPED: no GPU\n");
-    return 0;
-  }
+  if (mode != "list" && !haveGpu("the kernel checks need one")) return 0;
   // filter: a substring of the labels to run, or "=LABEL" for exactly one
   auto want = [&](const std::string &label) {
     if (mode == "list") {

@@ -21,3 +21,17 @@ def tigon_bin():
 # GPU cases skip with a reason on machines without CUDA.
 DEVICES = [pytest.param("cpu"),
            pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU"))]
+
+
+@pytest.fixture(autouse=True)
+def unpatched():
+    """Whatever a test patches is undone after it (tests that never patch are unaffected)."""
+    yield
+    import tigon
+    tigon.unpatch()
+
+
+def rel(a, b):
+    """||a - b|| / ||b|| in float64."""
+    a, b = a.double(), b.double()
+    return ((a - b).norm() / b.norm().clamp_min(1e-12)).item()

@@ -20,7 +20,7 @@ import torch
 
 import tigon
 import tiny_models as tm
-from conftest import DEVICES
+from conftest import DEVICES, rel
 
 TOL = {torch.float32: dict(loss=1e-4, logits=1e-4, grad=1e-4),
        torch.bfloat16: dict(loss=2e-2, logits=2e-2, grad=8e-2)}
@@ -43,17 +43,6 @@ ROPE = {"llama", "mistral", "qwen2", "qwen3", "gemma", "qwen2_vl", "qwen2_5_vl"}
 CASES = [pytest.param(d.values[0], torch.float32, marks=d.marks, id=f"{d.values[0]}-f32") for d in DEVICES] + \
         [pytest.param(d.values[0], torch.bfloat16, marks=d.marks, id=f"{d.values[0]}-bf16")
          for d in DEVICES if d.values[0] != "cpu"]
-
-
-@pytest.fixture(autouse=True)
-def _unpatch():
-    yield
-    tigon.unpatch()
-
-
-def rel(a, b):
-    a, b = a.double(), b.double()
-    return ((a - b).norm() / b.norm().clamp_min(1e-12)).item()
 
 
 def step(model, name, device, dtype):

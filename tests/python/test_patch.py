@@ -10,20 +10,9 @@ from torch import nn
 
 import tigon
 from tigon import monkey
-from conftest import DEVICES
+from conftest import DEVICES, rel
 
 TRANSFORMERS_VERSION = "5.17.0"
-
-
-@pytest.fixture(autouse=True)
-def _unpatch():
-    yield
-    tigon.unpatch()
-
-
-def rel(a, b):
-    a, b = a.double(), b.double()
-    return ((a - b).norm() / b.norm().clamp_min(1e-12)).item()
 
 
 def test_transformers_version():
