@@ -5,7 +5,8 @@
 # scripts/pack-gpu.sh and carried to the GPU machine) or build/. Arguments go to the check
 # program: --backend nvrtc checks the NVRTC backend (default: $TIGON_BACKEND, else llvm).
 # Then the NVRTC backend, tigon_backend_compare (both backends element for element) and the
-# Python tests with CUDA tensors.
+# Python tests with CUDA tensors, and on a machine of 2 or more GPUs the torchrun run of
+# tests/distributed/run.py (DDP and FSDP2, NCCL, a shared cache raced by every rank).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=.gpu
@@ -21,4 +22,11 @@ echo "== both backends against each other and the interpreter =="
 "$bin/tigon_backend_compare"
 echo "== Python tests (CPU and CUDA tensors) =="
 [ -f .gpu/libtigon_torch.so ] && export TIGON_LIBRARY_DIR="$PWD/.gpu"
+export PYTHONPATH="$PWD/python${PYTHONPATH:+:$PYTHONPATH}"
 python3 -m pytest -q -rs tests/python
+if [ "$(python3 -c 'import torch; print(torch.cuda.device_count())')" -ge 2 ]; then
+  echo "== multi-GPU: DDP and FSDP2 under torchrun =="
+  python3 tests/distributed/run.py --out "$(mktemp -d)"
+else
+  echo "== multi-GPU: skipped (fewer than 2 GPUs; the gloo run of it is in the Python tests) =="
+fi

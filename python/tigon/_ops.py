@@ -2,6 +2,11 @@
 they train and trace under torch.compile(fullgraph=True) without graph breaks."""
 import torch
 
+try:
+    from torch.distributed.tensor import DTensor as _DTensor
+except ImportError:  # torch built without distributed
+    _DTensor = ()
+
 _CASTING_MODES = ("llama", "gemma", "none")
 
 
@@ -16,6 +21,17 @@ def _rms_norm_fwd_fake(x, weight, eps, offset, casting_mode):
 def _rms_norm_bwd_fake(dy, x, weight, rstd, offset, dx_in_dy):
     dw = weight.new_empty(weight.shape) if weight is not None else x.new_empty(0)
     return x.new_empty(x.shape), dw
+
+
+def _local_only(op: str, **tensors):
+    """tigon's kernels take local tensors: a DTensor (tensor parallelism) is refused here, before
+    torch's DTensor dispatch fails deep inside with no hint (docs/distributed.md)."""
+    for name, t in tensors.items():
+        if isinstance(t, _DTensor):
+            raise TypeError(f"{op}: {name} is a DTensor (placements {tuple(t.placements)}); tigon's kernels take "
+                            "local tensors. Call the op on .to_local() shards that hold whole rows (for norms, "
+                            "Shard(d) with d before the last dimension), or leave this module unpatched: "
+                            "see docs/distributed.md")
 
 
 def _auxiliary(ctx, *outputs):
@@ -54,6 +70,7 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor | None = None, eps: float = 1
         raise ValueError(f"rms_norm: casting_mode must be one of {_CASTING_MODES}, got {casting_mode!r}")
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"rms_norm: x must be a tensor, got {type(x).__name__}")
+    _local_only("rms_norm", x=x, weight=weight)
     return torch.ops.tigon.rms_norm_fwd(x, weight, float(eps), float(offset), casting_mode)[0]
 
 
@@ -99,6 +116,7 @@ def layer_norm(x: torch.Tensor, weight: torch.Tensor | None = None, bias: torch.
     bias, eps)``; weight and bias are optional."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"layer_norm: x must be a tensor, got {type(x).__name__}")
+    _local_only("layer_norm", x=x, weight=weight, bias=bias)
     return torch.ops.tigon.layer_norm_fwd(x, weight, bias, float(eps))[0]
 
 
@@ -164,6 +182,7 @@ def rope(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor)
     q (B, Hq, S, D) and k (B, Hk, S, D) (any strides but the last), cos/sin (B or 1, S, R); the
     first R <= D channels rotate. For vision towers: q/k (S, H, D) with cos/sin (S, R).
     Returns (q_embed, k_embed)."""
+    _local_only("rope", q=q, k=k, cos=cos, sin=sin)
     return torch.ops.tigon.rope(q, cos, sin, False), torch.ops.tigon.rope(k, cos, sin, False)
 
 
@@ -171,6 +190,7 @@ def mrope(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
     """Qwen2-VL multimodal rotary embedding (``apply_multimodal_rotary_pos_emb``): q/k
     (B, H, S, D), cos/sin (3, B or 1, S, D), mrope_section [t, h, w] summing to D/2.
     Returns (q_embed, k_embed)."""
+    _local_only("mrope", q=q, k=k, cos=cos, sin=sin)
     section = [int(s) for s in mrope_section]
     if len(section) != 3 or sum(section) * 2 != q.shape[-1]:
         raise ValueError(f"mrope: mrope_section must be 3 sizes summing to D/2 = {q.shape[-1] // 2}, got {list(mrope_section)}")
@@ -203,6 +223,7 @@ torch.library.register_autograd("tigon::swiglu_fwd", _swiglu_backward, setup_con
 
 def swiglu(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``silu(a) * b`` in float32 with one rounding (the gated MLP of Llama, Mistral, Qwen)."""
+    _local_only("swiglu", a=a, b=b)
     return torch.ops.tigon.swiglu_fwd(a, b)
 
 
@@ -269,6 +290,7 @@ def cross_entropy(logits: torch.Tensor, target: torch.Tensor, ignore_index: int 
     (``lse_square_scale * lse^2``) and Gemma-2 logit softcapping. The gradient is computed in
     the same pass as the loss for "mean" and "sum"; ``grad_in_logits=True`` writes it over the
     logits (saves memory; the logits are lost). A target outside [0, V) raises ValueError."""
+    _local_only("cross_entropy", logits=logits, target=target)
     opts = _loss_options(ignore_index, reduction, label_smoothing, lse_square_scale, softcap, "cross_entropy")
     with_grad = reduction != "none" and torch.is_grad_enabled() and logits.requires_grad
     rows, _lse, _grad = torch.ops.tigon.cross_entropy_fwd(logits, target, *opts, with_grad, grad_in_logits and with_grad,
@@ -334,6 +356,7 @@ def fused_linear_cross_entropy(x: torch.Tensor, weight: torch.Tensor, target: to
     rows go through in chunks (``chunk_rows``, 0: about 256 MiB of logits at a time). x is
     (N, H) or (..., H) with target of the matching leading shape. ``accum_dtype=torch.float32``
     accumulates dW in float32. For "mean" and "sum" the gradients are computed with the loss."""
+    _local_only("fused_linear_cross_entropy", x=x, weight=weight, target=target, bias=bias)
     opts = _loss_options(ignore_index, reduction, label_smoothing, lse_square_scale, softcap,
                          "fused_linear_cross_entropy")
     x2, t2 = x.reshape(-1, x.shape[-1]), target.reshape(-1)
