@@ -448,14 +448,17 @@ def result_path(out, meta):
 
 def merge(docs):
     """Later runs replace earlier ones setup by setup (a model may be measured in several
-    calls: --setups with the same --batch); the meta of the last run is kept."""
+    calls: --setups, with --batch set to the batch the first call found, whose origin is then
+    kept); the meta of the last run is kept."""
     merged = {"meta": None, "models": {}}
     for d in docs:
         merged["meta"] = d.get("meta") or merged["meta"]
         for name, entry in d["models"].items():
             old = merged["models"].get(name, {})
-            merged["models"][name] = {**old, **entry, "setups": {**old.get("setups", {}), **entry["setups"]}}
-            compare_losses(merged["models"][name])
+            new = merged["models"][name] = {**old, **entry, "setups": {**old.get("setups", {}), **entry["setups"]}}
+            if entry.get("batch_from") == "--batch" and old.get("batch") == entry.get("batch"):
+                new["batch_from"] = old["batch_from"]
+            compare_losses(new)
     return merged
 
 
