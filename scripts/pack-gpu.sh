@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cmake --build build -j 2 --target tigon tigon_gpu_check tigon_backend_compare tigon_torch
 rm -rf .gpu && mkdir -p .gpu
-for b in tigon tigon_gpu_check tigon_backend_compare libtigon.so libtigon_torch.so; do strip -o ".gpu/$b" "build/$b"; done
+for b in tigon tigon_gpu_check tigon_backend_compare tigon_kernel_bench libtigon.so libtigon_torch.so; do strip -o ".gpu/$b" "build/$b"; done
 du -sh .gpu
