@@ -45,6 +45,8 @@ TuneResult pick(const std::string &kernel, const std::vector<Bindings> &candidat
     std::string why = "does not fit the device";
     try {
       ms = time(c);
+    } catch (const OutOfMemory &) {
+      throw;
     } catch (const std::exception &e) {
       why = e.what();
     }

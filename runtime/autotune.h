@@ -34,7 +34,8 @@ struct TuneResult {
 // Times each candidate and keeps the fastest; ties go to the earlier candidate. A candidate
 // the timer gives nullopt for, or throws for (the config cannot compile, load or launch: more
 // shared memory, elements per thread or registers than allowed), is rejected with the reason.
-// When no candidate can run, throws tigon::Error naming `kernel` and every reason.
+// An OutOfMemory is no fault of the config and is rethrown. When no candidate can run, throws
+// tigon::Error naming `kernel` and every reason.
 using Timer = std::function<std::optional<double>(const Bindings &)>;
 TuneResult pickFastest(const std::string &kernel, const std::vector<Bindings> &candidates, const Timer &time);
 

@@ -48,6 +48,17 @@ TEST_CASE("autotune: ties keep the earlier (default) config; nothing runnable is
                        doctest::Contains("no config that runs"), Error);
 }
 
+TEST_CASE("autotune: running out of memory is no reason to reject a config") {
+  std::vector<Bindings> c = {{{"A", "1"}}, {{"A", "2"}}};
+  auto timer = [](const Bindings &b) -> std::optional<double> {
+    if (b.at("A") == "1") throw OutOfMemory("allocating autotuning scratch memory: out of memory (CUDA error 2)");
+    return 1.0;
+  };
+  // a rejected A=1 would make A=2 the (persisted) choice
+  CHECK_THROWS_AS(pickFastest("k", c, timer), OutOfMemory);
+  CHECK_THROWS_AS(pickFirstThatRuns("k", c, timer), OutOfMemory);
+}
+
 TEST_CASE("autotune: configs over the GPU's limits are rejected with the reason, a fitting one chosen") {
   TileModule m = loadTileFile(std::string(TIGON_TESTS_DIR) + "/tiles/over_limits.tile");
   const Bindings shape = {{"R", "64"}, {"N", "256"}};
