@@ -30,11 +30,14 @@ void runKernel(const TileModule &m, const std::string &kernel, const Bindings &f
 // Number of multiprocessors of a CUDA device (for sizing persistent grids); 4 on the CPU.
 int64_t parallelism(const at::Device &device);
 
-// Converts a tigon::Error into the c10::Error that Python sees as RuntimeError.
+// Converts a tigon::Error into the c10::Error that Python sees as RuntimeError, and a
+// tigon::OutOfMemory into the c10::OutOfMemoryError it sees as torch.OutOfMemoryError.
 template <typename F>
 auto guarded(F &&f) -> decltype(f()) {
   try {
     return f();
+  } catch (const tigon::OutOfMemory &e) {
+    TORCH_CHECK_WITH(OutOfMemoryError, false, e.what());
   } catch (const tigon::Error &e) {
     TORCH_CHECK(false, e.what());
   }

@@ -34,7 +34,10 @@ int64_t rowBucket(int64_t rows) {
   return b;
 }
 
-TuneResult pickFastest(const std::vector<Bindings> &candidates, const Timer &time) {
+namespace {
+
+TuneResult pick(const std::string &kernel, const std::vector<Bindings> &candidates, const Timer &time,
+                bool firstThatRuns) {
   TuneResult r;
   bool found = false;
   for (const Bindings &c : candidates) {
@@ -42,6 +45,8 @@ TuneResult pickFastest(const std::vector<Bindings> &candidates, const Timer &tim
     std::string why = "does not fit the device";
     try {
       ms = time(c);
+    } catch (const OutOfMemory &) {
+      throw;
     } catch (const std::exception &e) {
       why = e.what();
     }
@@ -56,13 +61,24 @@ TuneResult pickFastest(const std::vector<Bindings> &candidates, const Timer &tim
       r.bestMs = *ms;
       found = true;
     }
+    if (firstThatRuns) break;
   }
   if (!found) {
     std::string all;
     for (const std::string &s : r.rejections) all += "\n  " + s;
-    throw Error(fmt::format("autotuning found no config that runs:{}", all));
+    throw Error(fmt::format("kernel {}: found no config that runs:{}", kernel, all));
   }
   return r;
+}
+
+}  // namespace
+
+TuneResult pickFastest(const std::string &kernel, const std::vector<Bindings> &candidates, const Timer &time) {
+  return pick(kernel, candidates, time, false);
+}
+
+TuneResult pickFirstThatRuns(const std::string &kernel, const std::vector<Bindings> &candidates, const Timer &check) {
+  return pick(kernel, candidates, check, true);
 }
 
 std::string configString(const Bindings &b) {

@@ -31,11 +31,17 @@ struct TuneResult {
   std::vector<std::string> rejections;  // "ROWS=8 WARPS=1: <why>"
 };
 
-// Times each candidate (nullopt or an exception from the timer: the config cannot run, e.g.
-// too many registers) and keeps the fastest; ties go to the earlier candidate. Throws
-// tigon::Error when no candidate can run.
+// Times each candidate and keeps the fastest; ties go to the earlier candidate. A candidate
+// the timer gives nullopt for, or throws for (the config cannot compile, load or launch: more
+// shared memory, elements per thread or registers than allowed), is rejected with the reason.
+// An OutOfMemory is no fault of the config and is rethrown. When no candidate can run, throws
+// tigon::Error naming `kernel` and every reason.
 using Timer = std::function<std::optional<double>(const Bindings &)>;
-TuneResult pickFastest(const std::vector<Bindings> &candidates, const Timer &time);
+TuneResult pickFastest(const std::string &kernel, const std::vector<Bindings> &candidates, const Timer &time);
+
+// Without timing (TIGON_AUTOTUNE=0): the first candidate that runs, i.e. the default config,
+// or the next one when it does not fit. Rejections and errors as pickFastest.
+TuneResult pickFirstThatRuns(const std::string &kernel, const std::vector<Bindings> &candidates, const Timer &check);
 
 // "ROWS=4 WARPS=8", in name order.
 std::string configString(const Bindings &b);

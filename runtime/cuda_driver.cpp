@@ -100,11 +100,17 @@ const Driver &driver() {
   return *d;
 }
 
-void check(CUresult r, const std::string &what) {
-  if (r == CUDA_SUCCESS) return;
+void fail(CUresult r, const std::string &what, const std::string &detail) {
   const char *msg = nullptr;
   if (const Driver *d = tryDriver()) d->cuGetErrorString(r, &msg);
-  throw Error(fmt::format("{}: {} (CUDA error {})", what, msg ? msg : "unknown error", int(r)));
+  std::string text = fmt::format("{}: {} (CUDA error {})", what, msg ? msg : "unknown error", int(r));
+  if (!detail.empty()) text += "\n" + detail;
+  if (r == CUDA_ERROR_OUT_OF_MEMORY) throw OutOfMemory(text);
+  throw Error(text);
+}
+
+void check(CUresult r, const std::string &what) {
+  if (r != CUDA_SUCCESS) fail(r, what);
 }
 
 std::string nativeArch(int device) {

@@ -48,7 +48,10 @@ struct Driver {
 const Driver *tryDriver();
 // The loaded driver; throws tigon::Error saying why there is none.
 const Driver &driver();
-// Throws tigon::Error "<what>: <driver message>" when r is not CUDA_SUCCESS.
+// Throws "<what>: <driver message> (CUDA error N)", then `detail` (a compiler log) on its own
+// lines if any: tigon::OutOfMemory for CUDA_ERROR_OUT_OF_MEMORY, else tigon::Error.
+[[noreturn]] void fail(CUresult r, const std::string &what, const std::string &detail = {});
+// fail(r, what) when r is not CUDA_SUCCESS.
 void check(CUresult r, const std::string &what);
 
 // A device's compute capability as "sm_XY"; throws when there is no GPU.

@@ -49,11 +49,7 @@ std::string ptxToCubin(const std::string &ptx, const std::string &kernelName, in
   if (r == CUDA_SUCCESS) r = d.cuLinkComplete(link, &image, &size);
   if (r == CUDA_SUCCESS) cubin.assign(static_cast<const char *>(image), size);
   d.cuLinkDestroy(link);
-  if (r != CUDA_SUCCESS) {
-    const char *msg = nullptr;
-    d.cuGetErrorString(r, &msg);
-    throw Error(fmt::format("compiling the PTX of '{}' failed: {}\n{}", kernelName, msg ? msg : "unknown error", log));
-  }
+  if (r != CUDA_SUCCESS) cuda::fail(r, fmt::format("compiling the PTX of '{}'", kernelName), log);
   return cubin;
 }
 
@@ -64,11 +60,7 @@ GpuKernel::GpuKernel(const ir::Function &f, const std::string &image, int device
   CUjit_option opts[] = {CU_JIT_ERROR_LOG_BUFFER, CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES};
   void *vals[] = {log, reinterpret_cast<void *>(uintptr_t(sizeof(log)))};
   CUresult r = d.cuModuleLoadDataEx(&module_, image.c_str(), 2, opts, vals);
-  if (r != CUDA_SUCCESS) {
-    const char *msg = nullptr;
-    d.cuGetErrorString(r, &msg);
-    throw Error(fmt::format("loading kernel '{}' failed: {}\n{}", f.name, msg ? msg : "unknown error", log));
-  }
+  if (r != CUDA_SUCCESS) cuda::fail(r, fmt::format("loading kernel '{}'", f.name), log);
   cuda::check(d.cuModuleGetFunction(&function_, module_, f.name.c_str()), "cuModuleGetFunction " + f.name);
   int maxThreads = 0;
   cuda::check(d.cuFuncGetAttribute(&maxThreads, CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK, function_), "cuFuncGetAttribute");

@@ -102,21 +102,32 @@ Bindings Jit::tuned(const TileModule &m, const std::string &kernel, const Bindin
   }
   const ast::Kernel *k = m.ast.findKernel(kernel);
   if (!k) throw Error(fmt::format("no kernel '{}' in {}", kernel, m.path));
+  std::string what = fmt::format("{} ({})", kernel, configString(fixed));
+  std::vector<Bindings> candidates = tuneSpace(*k, fixed);
+  auto noteRejections = [&](const TuneResult &r) {
+    counters_.rejected += r.rejected;
+    for (const std::string &why : r.rejections) log::info("  rejected {}", why);
+  };
   Bindings chosen;
   if (auto entry = disk_.load(key); entry && entry->count("config")) {
     chosen = parseConfig(entry->at("config"));
     for (auto &[name, value] : fixed) chosen[name] = value;
   } else if (!autotuneEnabled()) {
-    chosen = defaultConfig(*k, fixed);
+    TuneResult r = pickFirstThatRuns(what, candidates, [&](const Bindings &c) -> std::optional<double> {
+      this->kernel(m, kernel, c, aligned, device);
+      return 0.0;
+    });
+    chosen = r.best;
+    if (r.rejected) log::info("{} [{}]: the default config does not fit; using {}", kernel, tuneKey, configString(chosen));
+    noteRejections(r);
   } else {
     auto t0 = std::chrono::steady_clock::now();
-    std::vector<Bindings> candidates = tuneSpace(*k, fixed);
     // compile every candidate at once (LLVM and the driver's ptxas run in parallel threads)
     std::map<std::string, std::shared_future<std::shared_ptr<const CompiledKernel>>> compiled;
     for (const Bindings &c : candidates)
       compiled[configString(c)] =
           std::async(std::launch::async, [&, c] { return this->kernel(m, kernel, c, aligned, device); }).share();
-    TuneResult r = pickFastest(candidates, [&](const Bindings &c) -> std::optional<double> {
+    TuneResult r = pickFastest(what, candidates, [&](const Bindings &c) -> std::optional<double> {
       return time(*compiled.at(configString(c)).get());
     });
     chosen = r.best;
@@ -124,7 +135,7 @@ Bindings Jit::tuned(const TileModule &m, const std::string &kernel, const Bindin
     counters_.tunings++;
     log::info("tuned {} [{}]: {} ({:.3f} ms; {} timed, {} rejected) in {:.0f} ms", kernel, tuneKey, configString(chosen),
               r.bestMs, r.timed, r.rejected, msSince(t0));
-    for (const std::string &why : r.rejections) log::info("  rejected {}", why);
+    noteRejections(r);
   }
   std::lock_guard<std::mutex> lock(mutex_);
   tunings_[key] = chosen;

@@ -1,7 +1,8 @@
 // The GPU check: runs the built-in kernels through the JIT on the GPU and compares them with
 // the interpreter and with float64 references; checks the cache (a second run with
 // --expect-warm must compile nothing) and measures compile, load, tune and launch times.
-// --backend llvm|nvrtc picks the code generator (default: TIGON_BACKEND, else llvm).
+// --backend llvm|nvrtc picks the code generator (default: TIGON_BACKEND, else llvm). Also
+// checks that configs over the GPU's limits are rejected and counted by the autotuner.
 // Exit status 0 only if every check passed. Without a GPU it says so and exits 0.
 #include <fmt/format.h>
 
@@ -9,6 +10,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <numeric>
 #include <random>
 #include <string>
 #include <vector>
@@ -161,6 +163,40 @@ void checkRmsNorm(Jit &jit, const TileModule &mod, const RmsNormCase &c, std::mt
                          configString(c.config), eY, eR, eDx, eDw, interp));
 }
 
+// A kernel whose default config does not fit (tests/tiles/over_limits.tile, read from the
+// working directory: scripts/gpu-check.sh runs in the repository root). The autotuner must
+// reject it and one more config, count both, and choose one that fits and gives the column
+// argmax; a warm process reads the decision and rejects nothing.
+void checkOverLimits(Jit &jit, bool expectWarm, std::mt19937 &rng) {
+  TileModule mod = loadTileFile("tests/tiles/over_limits.tile");
+  const int64_t rows = 64, n = 256;
+  HostTensor x(ir::DType::BF16, {rows, n}), out(ir::DType::I32, {n});
+  std::vector<int64_t> want(static_cast<size_t>(n));
+  for (int64_t c = 0; c < n; ++c) {  // each column a permutation of 0/64 .. 63/64: one maximum
+    std::vector<int64_t> perm(static_cast<size_t>(rows));
+    std::iota(perm.begin(), perm.end(), 0);
+    std::shuffle(perm.begin(), perm.end(), rng);
+    for (int64_t r = 0; r < rows; ++r) x.set(r * n + c, double(perm[size_t(r)]) / double(rows));
+    want[size_t(c)] = std::max_element(perm.begin(), perm.end()) - perm.begin();
+  }
+  DeviceTensor dx(x), dout(out);
+  std::vector<KernelArg> args = {KernelArg::of(x.arg(dx.data())), KernelArg::of(out.arg(dout.data()))};
+  std::vector<bool> aligned = tensorAlignment(args);
+  int before = jit.counters().rejected;
+  Bindings best = jit.tuned(mod, "col_argmax", {{"R", "64"}, {"N", "256"}}, aligned, "col_argmax R=64 N=256",
+                            [&](const CompiledKernel &k) { return timeOnScratch(*k.gpu, k.ir, args, nullptr); });
+  int rejected = jit.counters().rejected - before;
+  jit.kernel(mod, "col_argmax", best, aligned)->gpu->launch(args);
+  sync();
+  dout.download(out);
+  int wrong = 0;
+  for (int64_t c = 0; c < n; ++c) wrong += int64_t(out.get(c)) != want[size_t(c)];
+  bool fits = best.at("WARPS") == "8" || best.at("WARPS") == "4";
+  report(fits && wrong == 0 && rejected == (expectWarm ? 0 : 2),
+         fmt::format("configs over the limits: {} rejected, chose {}, {} wrong columns", rejected, configString(best),
+                     wrong));
+}
+
 double median(std::vector<double> v) {
   if (v.empty()) return 0;
   std::nth_element(v.begin(), v.begin() + long(v.size() / 2), v.end());
@@ -253,9 +289,11 @@ int main(int argc, char **argv) {
     sync();
     fmt::print("host time per cached launch (argument checks, grid, cuLaunchKernel): {:.2f} us\n", perLaunchUs);
 
+    checkOverLimits(jit, expectWarm, rng);
+
     const auto &cnt = jit.counters();
-    fmt::print("counters: compiled {} loaded-from-disk {} tunings {}\n", cnt.compiled.load(), cnt.loadedFromDisk.load(),
-               cnt.tunings.load());
+    fmt::print("counters: compiled {} loaded-from-disk {} tunings {} rejected {}\n", cnt.compiled.load(),
+               cnt.loadedFromDisk.load(), cnt.tunings.load(), cnt.rejected.load());
     if (expectWarm) report(cnt.compiled == 0 && cnt.tunings == 0, "warm process: nothing compiled, nothing tuned");
     else report(cnt.compiled > 0, "cold process compiled");
   } catch (const std::exception &e) {
