@@ -23,44 +23,44 @@ void checkInputs(const at::Tensor &logits, const at::Tensor &target) {
 
 at::Tensor contiguousLast(const at::Tensor &t) { return t.stride(-1) == 1 ? t : t.contiguous(); }
 
+}  // namespace
+
 void raiseOnBadTarget(const at::Tensor &error, int64_t v, int64_t ignoreIndex) {
   int64_t bad = error.item<int>();  // one small copy back: torch raises here too
   TORCH_CHECK_VALUE(bad == 0, "cross_entropy: ", bad, " target(s) outside [0, ", v, ") that are not ignore_index (",
                     ignoreIndex, ")");
 }
 
-}  // namespace
-
-double lossGradScale(const at::Tensor &target, int64_t ignore_index, c10::string_view reduction) {
+at::Tensor lossGradScale(const at::Tensor &target, int64_t ignore_index, c10::string_view reduction) {
   TORCH_CHECK_VALUE(reduction == "mean" || reduction == "sum" || reduction == "none",
                     "cross_entropy: reduction must be 'mean', 'sum' or 'none', got '", std::string(reduction), "'");
-  if (reduction != "mean") return 1.0;
-  int64_t valid = target.ne(ignore_index).sum().item<int64_t>();  // the kernel takes the scale as a scalar
-  return valid > 0 ? 1.0 / double(valid) : 0.0;
+  if (reduction != "mean") return at::ones({1}, target.options().dtype(at::kFloat));
+  // with no row left every gradient row is 0 whatever the scale: 1 / max(count, 1)
+  return target.ne(ignore_index).sum().clamp_min_(1).to(at::kFloat).reciprocal_().reshape({1});
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> cross_entropy_rows(const at::Tensor &logits, const at::Tensor &target,
                                                                   int64_t ignore_index, double label_smoothing,
                                                                   double lse_square_scale, double softcap, bool with_grad,
-                                                                  bool grad_in_logits, double grad_scale) {
+                                                                  bool grad_in_logits, const at::Tensor &grad_scale,
+                                                                  const at::Tensor &error) {
   checkInputs(logits, target);
   TORCH_CHECK_VALUE(label_smoothing >= 0 && label_smoothing <= 1, "cross_entropy: label_smoothing must be in [0, 1], got ",
                     label_smoothing);
   TORCH_CHECK_VALUE(softcap >= 0, "cross_entropy: softcap must be positive (or 0 for none), got ", softcap);
   at::Tensor z = contiguousLast(logits), t = target.to(at::kLong);
-  int64_t n = z.size(0), v = z.size(1);
+  int64_t n = z.size(0);
   auto f32 = logits.options().dtype(at::kFloat);
-  at::Tensor loss = at::empty({n}, f32), lse = at::empty({n}, f32), error = at::zeros({1}, f32.dtype(at::kInt));
+  at::Tensor loss = at::empty({n}, f32), lse = at::empty({n}, f32);
   at::Tensor grad = !with_grad ? at::empty({0}, logits.options()) : grad_in_logits ? z : at::empty_like(z);
   if (n > 0) {
     std::vector<KernelArg> args = {tensorArg(z), tensorArg(t), KernelArg::ofInt(ignore_index), KernelArg::ofFloat(label_smoothing),
                                    KernelArg::ofFloat(lse_square_scale), KernelArg::ofFloat(softcap)};
     const char *kernel = !with_grad ? "cross_entropy_fwd" : grad_in_logits ? "cross_entropy_fwd_bwd_inplace" : "cross_entropy_fwd_bwd";
-    if (with_grad) args.push_back(KernelArg::ofFloat(grad_scale));
+    if (with_grad) args.push_back(tensorArg(grad_scale));
     args.insert(args.end(), {tensorArg(loss), tensorArg(lse), tensorArg(error)});
     if (with_grad && !grad_in_logits) args.push_back(tensorArg(grad));
     runKernel(builtinModule("cross_entropy.tile"), kernel, {{"T", ir::dtypeName(dtypeOf(z))}}, args, logits.device(), n);
-    raiseOnBadTarget(error, v, ignore_index);
   }
   return {loss, lse, grad};
 }
@@ -70,9 +70,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> cross_entropy_fwd(const at::Tenso
                                                                  double lse_square_scale, double softcap, bool with_grad,
                                                                  bool grad_in_logits, c10::string_view reduction) {
   checkInputs(logits, target);
-  double scale = with_grad ? lossGradScale(target, ignore_index, reduction) : 1.0;
-  return cross_entropy_rows(logits, target, ignore_index, label_smoothing, lse_square_scale, softcap, with_grad,
-                            grad_in_logits, scale);
+  at::Tensor scale = with_grad ? lossGradScale(target, ignore_index, reduction) : at::Tensor();
+  at::Tensor error = at::zeros({1}, target.options().dtype(at::kInt));
+  auto rows = cross_entropy_rows(logits, target, ignore_index, label_smoothing, lse_square_scale, softcap, with_grad,
+                                 grad_in_logits, scale, error);
+  raiseOnBadTarget(error, logits.size(1), ignore_index);
+  return rows;
 }
 
 at::Tensor cross_entropy_bwd(const at::Tensor &logits, const at::Tensor &target, const at::Tensor &lse,

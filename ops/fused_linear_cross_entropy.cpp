@@ -44,12 +44,13 @@ struct CeOptions {
 
 // One pass over the chunks. With `gradRows` (the backward of reduction="none") each chunk's
 // gradient comes from the saved lse and the per-row upstream gradient; without it from the
-// fused forward, scaled by `scale`, and the losses and lse are written. dx/dw/db are filled
-// when defined.
+// fused forward, scaled by `scale` (1 element, on the device), the losses and lse are written
+// and bad targets counted into `error` (checked by the caller, once). dx/dw/db are filled when
+// defined.
 void runChunks(const at::Tensor &x, const at::Tensor &weight, const at::Tensor &target,
                const std::optional<at::Tensor> &bias, const CeOptions &o, int64_t rows, const at::Tensor *gradRows,
-               const at::Tensor *savedLse, double scale, at::Tensor &loss, at::Tensor &lse, at::Tensor *dx,
-               at::Tensor *dw, at::Tensor *db) {
+               const at::Tensor *savedLse, const at::Tensor &scale, const at::Tensor &error, at::Tensor &loss,
+               at::Tensor &lse, at::Tensor *dx, at::Tensor *dw, at::Tensor *db) {
   int64_t bt = x.size(0);
   at::Tensor wt = weight.t();
   for (int64_t s = 0; s < bt; s += rows) {
@@ -62,7 +63,7 @@ void runChunks(const at::Tensor &x, const at::Tensor &weight, const at::Tensor &
                             o.labelSmoothing, o.lseSquareScale, o.softcap, /*grad_in_logits=*/true);
     } else {
       auto [lc, lsec, gc] = cross_entropy_rows(logits, tc, o.ignoreIndex, o.labelSmoothing, o.lseSquareScale, o.softcap,
-                                              /*with_grad=*/dx != nullptr, /*grad_in_logits=*/true, scale);
+                                              /*with_grad=*/dx != nullptr, /*grad_in_logits=*/true, scale, error);
       loss.slice(0, s, e).copy_(lc);
       lse.slice(0, s, e).copy_(lsec);
       g = gc;
@@ -84,7 +85,7 @@ std::vector<at::Tensor> fused_linear_cross_entropy_fwd(const at::Tensor &x, cons
                                                        bool with_grad, c10::string_view reduction, bool accum_f32,
                                                        int64_t chunk_rows) {
   checkInputs(x, weight, target, bias);
-  double gradScale = with_grad ? lossGradScale(target, ignore_index, reduction) : 1.0;
+  at::Tensor gradScale = with_grad ? lossGradScale(target, ignore_index, reduction) : at::Tensor();
   at::Tensor xc = x.contiguous(), w = weight.contiguous();
   int64_t bt = xc.size(0);
   auto f32 = x.options().dtype(at::kFloat);
@@ -95,12 +96,14 @@ std::vector<at::Tensor> fused_linear_cross_entropy_fwd(const at::Tensor &x, cons
     dw = at::zeros(w.sizes(), w.options().dtype(accum_f32 ? at::kFloat : w.scalar_type()));
     if (bias) db = at::zeros({w.size(0)}, f32);
   }
+  at::Tensor error = at::zeros({1}, x.options().dtype(at::kInt));
   int64_t rows = chunkRows(chunk_rows, bt, w.size(0), xc.element_size());
   guarded([&] {
     runChunks(xc, w, target, bias, {ignore_index, label_smoothing, lse_square_scale, softcap}, rows, nullptr, nullptr,
-              gradScale, loss, lse, with_grad ? &dx : nullptr, with_grad ? &dw : nullptr,
+              gradScale, error, loss, lse, with_grad ? &dx : nullptr, with_grad ? &dw : nullptr,
               with_grad && bias ? &db : nullptr);
   });
+  raiseOnBadTarget(error, w.size(0), ignore_index);
   auto none = at::empty({0}, x.options());
   return {loss, lse, with_grad ? dx : none, with_grad ? dw.to(weight.scalar_type()) : none,
           with_grad && bias ? db.to(bias->scalar_type()) : none};
@@ -119,8 +122,8 @@ std::vector<at::Tensor> fused_linear_cross_entropy_bwd(const at::Tensor &x, cons
   at::Tensor unusedLoss, unusedLse;
   int64_t rows = chunkRows(chunk_rows, xc.size(0), w.size(0), xc.element_size());
   guarded([&] {
-    runChunks(xc, w, target, bias, {ignore_index, label_smoothing, lse_square_scale, softcap}, rows, &grad_rows, &lse, 1.0,
-              unusedLoss, unusedLse, &dx, &dw, bias ? &db : nullptr);
+    runChunks(xc, w, target, bias, {ignore_index, label_smoothing, lse_square_scale, softcap}, rows, &grad_rows, &lse,
+              at::Tensor(), at::Tensor(), unusedLoss, unusedLse, &dx, &dw, bias ? &db : nullptr);
   });
   return {dx, dw.to(weight.scalar_type()), bias ? db.to(bias->scalar_type()) : at::empty({0}, x.options())};
 }

@@ -34,14 +34,20 @@ at::Tensor swiglu_fwd(const at::Tensor &a, const at::Tensor &b);
 std::tuple<at::Tensor, at::Tensor> swiglu_bwd(const at::Tensor &dc, const at::Tensor &a, const at::Tensor &b);
 
 // Per-row loss and lse (f32), and with with_grad the gradient of the logits times
-// grad_scale (in a new tensor, or over the logits with grad_in_logits).
+// grad_scale[0] (a 1-element f32 tensor on the logits' device; the gradient in a new tensor, or
+// over the logits with grad_in_logits). Targets outside [0, V) that are not ignore_index are
+// counted into error (i32 (1,), on the device; see raiseOnBadTarget). No host sync.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> cross_entropy_rows(const at::Tensor &logits, const at::Tensor &target,
                                                                   int64_t ignore_index, double label_smoothing,
                                                                   double lse_square_scale, double softcap, bool with_grad,
-                                                                  bool grad_in_logits, double grad_scale);
-// The gradient's scale for a reduction of the per-row losses: 1 / (rows not ignored) for
-// "mean" (0 when there are none), 1 for "sum" and "none".
-double lossGradScale(const at::Tensor &target, int64_t ignore_index, c10::string_view reduction);
+                                                                  bool grad_in_logits, const at::Tensor &grad_scale,
+                                                                  const at::Tensor &error);
+// Raises torch's ValueError if cross_entropy_rows counted bad targets into error (a host sync).
+void raiseOnBadTarget(const at::Tensor &error, int64_t v, int64_t ignoreIndex);
+// The gradient's scale for a reduction of the per-row losses, as a 1-element f32 tensor computed
+// on the target's device (no host sync): 1 / (rows not ignored) for "mean" (1 when there are
+// none: every gradient row is 0 then), 1 for "sum" and "none".
+at::Tensor lossGradScale(const at::Tensor &target, int64_t ignore_index, c10::string_view reduction);
 // cross_entropy_rows with the gradient scaled for `reduction`.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> cross_entropy_fwd(const at::Tensor &logits, const at::Tensor &target,
                                                                  int64_t ignore_index, double label_smoothing,

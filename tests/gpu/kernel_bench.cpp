@@ -245,7 +245,7 @@ Case crossEntropy(const std::string &kind, ir::DType dt, int64_t bt, int64_t v, 
   c.f(o.zloss);
   c.f(o.softcap);
   if (!bwd) {
-    if (kind != "fwd") c.f(1.0 / double(bt));
+    if (kind != "fwd") c.tensors[size_t(c.tensor(ir::DType::F32, {1}))].set(0, 1.0 / double(bt));  // the gradient's scale
     c.tensor(ir::DType::F32, {bt}, {}, -1, true);
     c.tensor(ir::DType::F32, {bt}, {}, -1, true);
     c.tensor(ir::DType::I32, {1}, {}, -1, true);

@@ -209,6 +209,17 @@ def test_fused_linear_cross_entropy_loss_only(device):
     assert rel(loss, F.cross_entropy(x.double() @ w.double().T, t)) < 1e-5
 
 
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_fused_linear_cross_entropy_bad_target(device, reduction):
+    """Bad targets are counted over every chunk and raise once, after the last."""
+    x = torch.randn(6, 8, device=device, requires_grad=True)
+    w = torch.randn(50, 8, device=device, requires_grad=True)
+    t = torch.tensor([1, -5, 3, 4, 5, 50], device=device)  # in the first and the last chunk of 2 rows
+    with pytest.raises(ValueError, match="2 target\\(s\\) outside \\[0, 50\\)"):
+        tigon.fused_linear_cross_entropy(x, w, t, reduction=reduction, chunk_rows=2)
+
+
 def test_torch_compile_fullgraph_every_op():
     """A small model that uses every op traces with no graph break (CPU, aot_eager)."""
     class Tiny(torch.nn.Module):

@@ -85,6 +85,7 @@ void checkCrossEntropy(ir::DType dt, int64_t bt, int64_t v, const CeOptions &o, 
   for (int i = 0; i < o.badRows; ++i) target[row++] = i % 2 ? -5 : v + i;  // below 0, or >= V
   Bindings bind = {{"T", tn}, {"PER_THREAD", std::to_string(std::stoi(block) / 256)}, {"WARPS", "8"}};
   const double scale = 1.0 / 3.0;
+  torch::Tensor scaleT = torch::full({1}, scale, torch::kFloat32);  // the fused kernels' gradient scale
   auto common = [&]() {
     return std::vector<KernelArg>{KernelArg::ofInt(o.ignoreIndex), KernelArg::ofFloat(o.smoothing),
                                   KernelArg::ofFloat(o.zloss), KernelArg::ofFloat(o.softcap)};
@@ -109,7 +110,7 @@ void checkCrossEntropy(ir::DType dt, int64_t bt, int64_t v, const CeOptions &o, 
     torch::Tensor err2 = torch::zeros({1}, torch::kInt32), dlogits = poisoned({bt, v}, dt);
     std::vector<KernelArg> a = {arg(logits, dt), arg(target, ir::DType::I64)};
     for (KernelArg &k : common()) a.push_back(k);
-    for (KernelArg k : {KernelArg::ofFloat(scale), arg(loss2, ir::DType::F32), arg(lse2, ir::DType::F32),
+    for (KernelArg k : {arg(scaleT, ir::DType::F32), arg(loss2, ir::DType::F32), arg(lse2, ir::DType::F32),
                         arg(err2, ir::DType::I32), arg(dlogits, dt)})
       a.push_back(k);
     interpret(specialize(mod, "cross_entropy_fwd_bwd", bind), a);
@@ -124,7 +125,7 @@ void checkCrossEntropy(ir::DType dt, int64_t bt, int64_t v, const CeOptions &o, 
     torch::Tensor err3 = torch::zeros({1}, torch::kInt32);
     std::vector<KernelArg> a = {arg(buf, dt), arg(target, ir::DType::I64)};
     for (KernelArg &k : common()) a.push_back(k);
-    for (KernelArg k : {KernelArg::ofFloat(scale), arg(loss3, ir::DType::F32), arg(lse3, ir::DType::F32),
+    for (KernelArg k : {arg(scaleT, ir::DType::F32), arg(loss3, ir::DType::F32), arg(lse3, ir::DType::F32),
                         arg(err3, ir::DType::I32)})
       a.push_back(k);
     interpret(specialize(mod, "cross_entropy_fwd_bwd_inplace", bind), a);
