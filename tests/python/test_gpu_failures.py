@@ -142,15 +142,18 @@ def test_fused_linear_cross_entropy_out_of_memory_leaves_the_callers_tensors_alo
             torch.cuda.set_per_process_memory_fraction((torch.cuda.memory_reserved() + extra_mib * 2**20) / total)
             try:
                 step()
+                out_of_memory = False
             except torch.OutOfMemoryError:
+                out_of_memory = True
+            finally:   # the comparison below allocates too
+                torch.cuda.set_per_process_memory_fraction(1.0)
+            if out_of_memory:
                 ooms += 1
                 changed = [i for i, (t, old) in enumerate(zip(watched(), before)) if not same_bits(t, old)]
                 assert not changed, f"out of memory with {extra_mib} MiB to spare changed tensors {changed}"
             else:
                 for p, old in zip(params, before[4:]):
                     p.grad.copy_(old)
-            finally:
-                torch.cuda.set_per_process_memory_fraction(1.0)
     finally:
         torch.cuda.set_per_process_memory_fraction(1.0)
     assert ooms > 0
