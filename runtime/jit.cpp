@@ -95,7 +95,9 @@ std::shared_ptr<const CompiledKernel> Jit::build(const TileModule &m, const std:
 Bindings Jit::tuned(const TileModule &m, const std::string &kernel, const Bindings &fixed,
                     const std::vector<bool> &aligned, const std::string &tuneKey, const KernelTimer &time,
                     int device) {
-  std::string key = fmt::format("tune | {} | {} | {} | {}", arch(device), backend_, m.sourceHash, tuneKey);
+  // the versions too: a new tigon or compiler may reject (or speed up) a remembered config
+  std::string key = fmt::format("tune | tigon {} | {} | {} {} | {} | {}", TIGON_VERSION, arch(device), backend_,
+                                backendVersion(backend_), m.sourceHash, tuneKey);
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (auto it = tunings_.find(key); it != tunings_.end()) return it->second;
