@@ -22,7 +22,8 @@ void checkInputs(const at::Tensor &x, const at::Tensor &weight, const at::Tensor
   TORCH_CHECK_TYPE(weight.scalar_type() == x.scalar_type(), op, ": weight (", weight.scalar_type(), ") and x (",
                    x.scalar_type(), ") must have one dtype");
   TORCH_CHECK_VALUE(weight.device() == x.device() && target.device() == x.device(), op,
-                    ": x, weight and target must be on one device");
+                    ": x, weight and target must be on one device, got ", x.device(), ", ", weight.device(), " and ",
+                    target.device());
   TORCH_CHECK_VALUE(target.dim() == 1 && target.size(0) == x.size(0), op, ": target must be (BT,) = (", x.size(0),
                     ",), got ", target.sizes());
   if (bias)

@@ -13,7 +13,8 @@ void checkTables(const char *op, const at::Tensor &x, const at::Tensor &cos, con
   checkFloatTensor(op, "cos", cos);
   TORCH_CHECK_VALUE(cos.sizes() == sin.sizes() && cos.scalar_type() == sin.scalar_type(), op,
                     ": cos and sin must have the same shape and dtype, got ", cos.sizes(), " and ", sin.sizes());
-  TORCH_CHECK_VALUE(cos.device() == x.device() && sin.device() == x.device(), op, ": cos and sin must be on ", x.device());
+  TORCH_CHECK_VALUE(cos.device() == x.device() && sin.device() == x.device(), op, ": cos and sin must be on ", x.device(),
+                    " (x's device), got ", cos.device(), " and ", sin.device());
 }
 
 // x as (B, H, S, D): as given (4-D), or the vision layout (S, H, D) viewed as (1, H, S, D).

@@ -8,8 +8,10 @@ namespace tigon::ops {
 at::Tensor swiglu_fwd(const at::Tensor &a, const at::Tensor &b) {
   const char *op = "swiglu";
   checkFloatTensor(op, "a", a);
-  TORCH_CHECK_VALUE(a.sizes() == b.sizes() && a.scalar_type() == b.scalar_type() && a.device() == b.device(), op,
-                    ": a and b must have the same shape, dtype and device, got ", a.sizes(), " and ", b.sizes());
+  TORCH_CHECK_VALUE(a.device() == b.device(), op, ": a is on ", a.device(), " but b is on ", b.device());
+  TORCH_CHECK_VALUE(a.sizes() == b.sizes() && a.scalar_type() == b.scalar_type(), op,
+                    ": a and b must have the same shape and dtype, got ", a.sizes(), " ", a.scalar_type(), " and ",
+                    b.sizes(), " ", b.scalar_type());
   at::Tensor a2 = rowsOf(a), b2 = rowsOf(b), c = at::empty(a2.sizes(), a.options());
   if (a.numel() > 0)
     runKernel(builtinModule("swiglu.tile"), "swiglu_fwd", {{"T", ir::dtypeName(dtypeOf(a))}, {"N", std::to_string(a2.size(1))}},
