@@ -49,7 +49,7 @@ def launch(model, mode, args, cache, out):
             rc = subprocess.run([sys.executable, *train], env=env, stderr=err).returncode
         results, logs = [job / "result.json"], [job / "stderr.log"]
     else:
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(args.nproc),
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(args.nproc),
                "--log-dir", str(job / "logs"), "--redirects", "2", *train]
         rc = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True).returncode
         results = [job / f"result.rank{r}.json" for r in range(args.nproc)]
