@@ -152,7 +152,7 @@ def _rope_setup(ctx, inputs, output):
 
 def _rope_backward(ctx, dy):
     cos, sin = ctx.saved_tensors
-    return torch.ops.tigon.rope(dy.contiguous(), cos, sin, not ctx.backward), None, None, None
+    return torch.ops.tigon.rope(dy, cos, sin, not ctx.backward), None, None, None  # any strides but the last
 
 
 torch.library.register_autograd("tigon::rope", _rope_backward, setup_context=_rope_setup)
@@ -171,7 +171,7 @@ def _mrope_setup(ctx, inputs, output):
 
 def _mrope_backward(ctx, dy):
     cos, sin = ctx.saved_tensors
-    return torch.ops.tigon.mrope(dy.contiguous(), cos, sin, ctx.section, not ctx.backward), None, None, None, None
+    return torch.ops.tigon.mrope(dy, cos, sin, ctx.section, not ctx.backward), None, None, None, None
 
 
 torch.library.register_autograd("tigon::mrope", _mrope_backward, setup_context=_mrope_setup)

@@ -95,6 +95,28 @@ def test_rope_vision_layout(device, dtype):
     check_grads([qe, ke], [rqe, rke], [q, k], [rq, rk], dtype)
 
 
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("op", ["rope", "mrope"])
+def test_rope_backward_takes_strided_gradients(device, op):
+    """Upstream gradients in HF's transposed layout (as attention hands them back) and with a
+    last stride of 2 give the reference gradients (no copy is needed for the first)."""
+    torch.manual_seed(5)
+    b, s, h, d = 2, 7, 3, 16
+    x = leaf(torch.randn(b, s, h, d, device=device)).transpose(1, 2)
+    if op == "rope":
+        ang = torch.randn(1, s, d // 2, device=device)
+        fn, ref = (lambda q, c, sn: tigon.rope(q, q, c, sn)[0]), (lambda q, c, sn: rope_ref(q, c[:, None], sn[:, None], d))
+    else:
+        ang = torch.randn(3, b, s, d // 2, device=device)
+        fn, ref = (lambda q, c, sn: tigon.mrope(q, q, c, sn, [2, 3, 3])[0]), (lambda q, c, sn: mrope_ref(q, c, sn, [2, 3, 3]))
+    cos, sin = torch.cat((ang.cos(), ang.cos()), -1), torch.cat((ang.sin(), ang.sin()), -1)
+    for dy in (torch.randn(b, s, h, d, device=device).transpose(1, 2), torch.randn(b, h, s, 2 * d, device=device)[..., ::2]):
+        (gx,) = torch.autograd.grad(fn(x, cos, sin), x, dy)
+        rx = ref_of(x)
+        (rgx,) = torch.autograd.grad(ref(rx, cos.double(), sin.double()), rx, dy.double())
+        assert rel(gx, rgx) < 1e-5
+
+
 def mrope_ref(x, cos, sin, section):
     sec = section * 2
     cos = torch.cat([m[i % 3] for i, m in enumerate(cos.split(sec, dim=-1))], dim=-1).unsqueeze(1)
