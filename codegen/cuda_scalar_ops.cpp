@@ -46,7 +46,7 @@ __device__ __forceinline__ float tg_rn_f16(float x) { return tg_f16_to_f32(tg_f3
 // Approximate ops: the PTX instructions the LLVM backend uses.
 __device__ __forceinline__ float tg_exp2(float x) {
   float y;
-  asm("ex2.approx.f32 %0, %1;" : "=f"(y) : "f"(x));
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
   return y;
 }
 __device__ __forceinline__ float tg_log2(float x) {
