@@ -186,6 +186,36 @@ def test_cross_entropy(device, dtype, v, reduction, ls, z, softcap):
 
 
 @pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+@pytest.mark.parametrize("ls,softcap", [(0.0, None), (0.1, None), (0.0, 30.0)])
+def test_cross_entropy_masked_and_shifted_logits(device, dtype, reduction, ls, softcap):
+    """-inf logits (a masked or padded vocabulary, in the last partial block too) and rows
+    shifted by 1e4 give torch's loss and gradient, not NaN or a rounded lse. (Not the shift
+    for reduction="none": its backward starts from the saved lse, one f32, whose rounding at
+    1e4 is 1e-3 relative in the gradient.)"""
+    torch.manual_seed(1)
+    n, v = 5, 4099
+    x = torch.randn(n, v, device=device) * 3
+    x[0, ::2] = -float("inf")
+    x[1, v - 99:] = -float("inf")
+    x[2] = -float("inf")
+    x[2, 7] = 1.0
+    x[3] += 1e4 if softcap is None and reduction != "none" else 0.0
+    logits = leaf(x, dtype)
+    target = torch.tensor([1, 5, 7, 4, 3], device=device)
+    loss = tigon.cross_entropy(logits, target, reduction=reduction, label_smoothing=ls, softcap=softcap)
+    rl = ref_of(logits)
+    ref = ce_ref(rl, target, -100, reduction, ls, 0.0, softcap)
+    if ls == 0.0:
+        assert torch.isfinite(loss).all()
+        assert rel(loss, ref) < max(TOL[dtype], 1e-5)
+        check_grads([loss], [ref], [logits], [rl], dtype)
+    else:  # smoothing averages over every logit: -inf ones make the loss inf, as in torch
+        assert torch.equal(torch.isinf(loss), torch.isinf(ref))
+
+
+@pytest.mark.parametrize("device", DEVICES)
 def test_cross_entropy_errors_and_in_place(device):
     logits = torch.randn(4, 50, device=device, requires_grad=True)
     with pytest.raises(ValueError, match="outside \\[0, 50\\)"):
