@@ -1,6 +1,9 @@
-// Cross-entropy over logits (BT, V): per-row losses and lse, with the gradient fused into the
-// forward (for mean/sum reductions: scaled by the caller), or from a per-row upstream gradient
-// in the backward (reduction="none"). A target outside [0, V) that is not ignore_index raises.
+// Cross-entropy over logits (BT, V): the loss (reduced for "mean"/"sum", per row for "none")
+// and the per-row lse, with the gradient of the reduced loss fused into the forward, or from a
+// per-row upstream gradient in the backward (reduction="none"). A forward launches three
+// kernels and no torch ones (loss_setup, the cross-entropy kernel, loss_reduce: see
+// kernels_src/loss_reduce.tile) and syncs once, to raise on a target outside [0, V) that is
+// not ignore_index.
 #include "ops/ops.h"
 #include "ops/torch_bridge.h"
 
@@ -31,27 +34,39 @@ void raiseOnBadTarget(const at::Tensor &error, int64_t v, int64_t ignoreIndex) {
                     ignoreIndex, ")");
 }
 
-at::Tensor lossGradScale(const at::Tensor &target, int64_t ignore_index, c10::string_view reduction) {
+at::Tensor lossTarget(const at::Tensor &target) { return contiguousLast(target.to(at::kLong)); }
+
+std::tuple<at::Tensor, at::Tensor> lossSetup(const at::Tensor &target, int64_t ignore_index, c10::string_view reduction) {
   TORCH_CHECK_VALUE(reduction == "mean" || reduction == "sum" || reduction == "none",
                     "cross_entropy: reduction must be 'mean', 'sum' or 'none', got '", std::string(reduction), "'");
-  if (reduction != "mean") return at::ones({1}, target.options().dtype(at::kFloat));
-  // with no row left every gradient row is 0 whatever the scale: 1 / max(count, 1)
-  return target.ne(ignore_index).sum().clamp_min_(1).to(at::kFloat).reciprocal_().reshape({1});
+  at::Tensor stats = at::empty({2}, target.options().dtype(at::kFloat));
+  at::Tensor error = at::empty({1}, target.options().dtype(at::kInt));
+  runKernel(builtinModule("loss_reduce.tile"), "loss_setup", {},
+            {tensorArg(target), KernelArg::ofInt(ignore_index), KernelArg::ofInt(reduction == "mean"), tensorArg(stats),
+             tensorArg(error)},
+            target.device(), target.size(0), /*tune=*/false);
+  return {stats, error};
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> cross_entropy_rows(const at::Tensor &logits, const at::Tensor &target,
-                                                                  int64_t ignore_index, double label_smoothing,
-                                                                  double lse_square_scale, double softcap, bool with_grad,
-                                                                  bool grad_in_logits, const at::Tensor &grad_scale,
-                                                                  const at::Tensor &error) {
+at::Tensor lossReduce(const at::Tensor &rows, const at::Tensor &stats, c10::string_view reduction) {
+  if (reduction == "none") return rows;
+  at::Tensor loss = at::empty({1}, rows.options());
+  runKernel(builtinModule("loss_reduce.tile"), "loss_reduce", {},
+            {tensorArg(rows), tensorArg(stats), KernelArg::ofInt(reduction == "mean"), tensorArg(loss)}, rows.device(),
+            rows.size(0), /*tune=*/false);
+  return loss.view(at::IntArrayRef{});  // 0-dim (view({}) would pick the dtype overload)
+}
+
+at::Tensor cross_entropy_rows(const at::Tensor &logits, const at::Tensor &target, int64_t ignore_index,
+                              double label_smoothing, double lse_square_scale, double softcap, bool with_grad,
+                              bool grad_in_logits, const at::Tensor &grad_scale, const at::Tensor &error,
+                              const at::Tensor &loss, const at::Tensor &lse) {
   checkInputs(logits, target);
   TORCH_CHECK_VALUE(label_smoothing >= 0 && label_smoothing <= 1, "cross_entropy: label_smoothing must be in [0, 1], got ",
                     label_smoothing);
   TORCH_CHECK_VALUE(softcap >= 0, "cross_entropy: softcap must be positive (or 0 for none), got ", softcap);
-  at::Tensor z = contiguousLast(logits), t = target.to(at::kLong);
+  at::Tensor z = contiguousLast(logits), t = lossTarget(target);
   int64_t n = z.size(0);
-  auto f32 = logits.options().dtype(at::kFloat);
-  at::Tensor loss = at::empty({n}, f32), lse = at::empty({n}, f32);
   at::Tensor grad = !with_grad ? at::empty({0}, logits.options()) : grad_in_logits ? z : at::empty_like(z);
   if (n > 0) {
     std::vector<KernelArg> args = {tensorArg(z), tensorArg(t), KernelArg::ofInt(ignore_index), KernelArg::ofFloat(label_smoothing),
@@ -62,7 +77,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> cross_entropy_rows(const at::Tens
     if (with_grad && !grad_in_logits) args.push_back(tensorArg(grad));
     runKernel(builtinModule("cross_entropy.tile"), kernel, {{"T", ir::dtypeName(dtypeOf(z))}}, args, logits.device(), n);
   }
-  return {loss, lse, grad};
+  return grad;
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> cross_entropy_fwd(const at::Tensor &logits, const at::Tensor &target,
@@ -70,19 +85,22 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> cross_entropy_fwd(const at::Tenso
                                                                  double lse_square_scale, double softcap, bool with_grad,
                                                                  bool grad_in_logits, c10::string_view reduction) {
   checkInputs(logits, target);
-  at::Tensor scale = with_grad ? lossGradScale(target, ignore_index, reduction) : at::Tensor();
-  at::Tensor error = at::zeros({1}, target.options().dtype(at::kInt));
-  auto rows = cross_entropy_rows(logits, target, ignore_index, label_smoothing, lse_square_scale, softcap, with_grad,
-                                 grad_in_logits, scale, error);
+  at::Tensor t = lossTarget(target);
+  auto [stats, error] = lossSetup(t, ignore_index, reduction);
+  auto f32 = logits.options().dtype(at::kFloat);
+  at::Tensor rows = at::empty({logits.size(0)}, f32), lse = at::empty({logits.size(0)}, f32);
+  at::Tensor grad = cross_entropy_rows(logits, t, ignore_index, label_smoothing, lse_square_scale, softcap, with_grad,
+                                       grad_in_logits, stats.narrow(0, 0, 1), error, rows, lse);
+  at::Tensor loss = lossReduce(rows, stats, reduction);  // launched before the wait of the check
   raiseOnBadTarget(error, logits.size(1), ignore_index);
-  return rows;
+  return {loss, lse, grad};
 }
 
 at::Tensor cross_entropy_bwd(const at::Tensor &logits, const at::Tensor &target, const at::Tensor &lse,
                              const at::Tensor &grad_rows, int64_t ignore_index, double label_smoothing,
                              double lse_square_scale, double softcap, bool grad_in_logits) {
   checkInputs(logits, target);
-  at::Tensor z = contiguousLast(logits), t = target.to(at::kLong);
+  at::Tensor z = contiguousLast(logits), t = lossTarget(target);
   at::Tensor g = grad_rows.to(at::kFloat).contiguous(), l = lse.contiguous();
   at::Tensor grad = grad_in_logits ? z : at::empty_like(z);
   if (z.size(0) > 0) {
@@ -94,6 +112,26 @@ at::Tensor cross_entropy_bwd(const at::Tensor &logits, const at::Tensor &target,
               {{"T", ir::dtypeName(dtypeOf(z))}}, args, logits.device(), z.size(0));
   }
   return grad;
+}
+
+void scale_unless_one_(at::TensorList tensors, const at::Tensor &g) {
+  const char *op = "scale_unless_one_";
+  TORCH_CHECK_VALUE(g.numel() == 1, op, ": g must hold one element, got ", g.sizes());
+  at::Tensor g1 = g.reshape({1});
+  if (g1.scalar_type() != at::kFloat) g1 = g1.to(at::kFloat);
+  for (const at::Tensor &x : tensors) {
+    TORCH_CHECK_TYPE(x.is_floating_point() && x.scalar_type() != at::kDouble, op,
+                     ": tensors must be float32, float16 or bfloat16, got ", x.scalar_type());
+    TORCH_CHECK_VALUE(x.device() == g.device(), op, ": a tensor is on ", x.device(), " but g is on ", g.device());
+    if (x.numel() == 0) continue;
+    // one row when contiguous (indices stay well inside i32), else rows of the last dimension
+    bool flat = x.is_contiguous() && x.numel() <= (int64_t(1) << 30);
+    TORCH_CHECK_VALUE(flat || (x.dim() >= 1 && x.stride(-1) == 1), op,
+                      ": a non-contiguous tensor must have a contiguous last dimension, got strides ", x.strides());
+    at::Tensor rows = flat ? x.view({1, x.numel()}) : x.view({-1, x.size(-1)});
+    runKernel(builtinModule("loss_reduce.tile"), "scale_unless_one", {{"T", ir::dtypeName(dtypeOf(x))}},
+              {tensorArg(rows), tensorArg(g1)}, x.device(), rows.size(0), /*tune=*/false);
+  }
 }
 
 }  // namespace tigon::ops

@@ -3,8 +3,10 @@
 // cuBLAS product (through LibTorch), the cross-entropy kernel turns them into the loss and,
 // in place, into their gradient, which two more products turn into dx and the dW/db
 // contributions. The forward computes the gradients too when they are needed (mean and sum
-// reductions, scaled by the caller); reduction="none" recomputes them in the backward, per
-// row, from the saved lse.
+// reductions: the gradients of the reduced loss, for an upstream gradient of 1); reduction="none"
+// recomputes them in the backward, per row, from the saved lse. Around the chunks, one launch
+// before (loss_setup: the mean's scale, the bad-target counter) and one after (loss_reduce);
+// one host sync, to raise on a bad target.
 #include "ops/ops.h"
 #include "ops/torch_bridge.h"
 
@@ -46,8 +48,8 @@ struct CeOptions {
 // One pass over the chunks. With `gradRows` (the backward of reduction="none") each chunk's
 // gradient comes from the saved lse and the per-row upstream gradient; without it from the
 // fused forward, scaled by `scale` (1 element, on the device), the losses and lse are written
-// and bad targets counted into `error` (checked by the caller, once). dx/dw/db are filled when
-// defined.
+// into their rows of `loss` and `lse`, and bad targets counted into `error` (checked by the
+// caller, once). dx/dw/db are filled when defined.
 void runChunks(const at::Tensor &x, const at::Tensor &weight, const at::Tensor &target,
                const std::optional<at::Tensor> &bias, const CeOptions &o, int64_t rows, const at::Tensor *gradRows,
                const at::Tensor *savedLse, const at::Tensor &scale, const at::Tensor &error, at::Tensor &loss,
@@ -63,11 +65,9 @@ void runChunks(const at::Tensor &x, const at::Tensor &weight, const at::Tensor &
       g = cross_entropy_bwd(logits, tc, savedLse->slice(0, s, e), gradRows->slice(0, s, e), o.ignoreIndex,
                             o.labelSmoothing, o.lseSquareScale, o.softcap, /*grad_in_logits=*/true);
     } else {
-      auto [lc, lsec, gc] = cross_entropy_rows(logits, tc, o.ignoreIndex, o.labelSmoothing, o.lseSquareScale, o.softcap,
-                                              /*with_grad=*/dx != nullptr, /*grad_in_logits=*/true, scale, error);
-      loss.slice(0, s, e).copy_(lc);
-      lse.slice(0, s, e).copy_(lsec);
-      g = gc;
+      g = cross_entropy_rows(logits, tc, o.ignoreIndex, o.labelSmoothing, o.lseSquareScale, o.softcap,
+                             /*with_grad=*/dx != nullptr, /*grad_in_logits=*/true, scale, error, loss.slice(0, s, e),
+                             lse.slice(0, s, e));
     }
     if (!dx) continue;
     at::Tensor dxRows = dx->slice(0, s, e);  // contiguous: whole rows of a contiguous dx
@@ -86,24 +86,25 @@ std::vector<at::Tensor> fused_linear_cross_entropy_fwd(const at::Tensor &x, cons
                                                        bool with_grad, c10::string_view reduction, bool accum_f32,
                                                        int64_t chunk_rows) {
   checkInputs(x, weight, target, bias);
-  at::Tensor gradScale = with_grad ? lossGradScale(target, ignore_index, reduction) : at::Tensor();
+  at::Tensor t = lossTarget(target);
+  auto [stats, error] = lossSetup(t, ignore_index, reduction);
   at::Tensor xc = x.contiguous(), w = weight.contiguous();
   int64_t bt = xc.size(0);
   auto f32 = x.options().dtype(at::kFloat);
-  at::Tensor loss = at::empty({bt}, f32), lse = at::empty({bt}, f32);
+  at::Tensor rowLoss = at::empty({bt}, f32), lse = at::empty({bt}, f32);
   at::Tensor dx, dw, db;
   if (with_grad) {
     dx = at::empty_like(xc);
     dw = at::zeros(w.sizes(), w.options().dtype(accum_f32 ? at::kFloat : w.scalar_type()));
     if (bias) db = at::zeros({w.size(0)}, f32);
   }
-  at::Tensor error = at::zeros({1}, x.options().dtype(at::kInt));
   int64_t rows = chunkRows(chunk_rows, bt, w.size(0), xc.element_size());
   guarded([&] {
-    runChunks(xc, w, target, bias, {ignore_index, label_smoothing, lse_square_scale, softcap}, rows, nullptr, nullptr,
-              gradScale, error, loss, lse, with_grad ? &dx : nullptr, with_grad ? &dw : nullptr,
+    runChunks(xc, w, t, bias, {ignore_index, label_smoothing, lse_square_scale, softcap}, rows, nullptr, nullptr,
+              stats.narrow(0, 0, 1), error, rowLoss, lse, with_grad ? &dx : nullptr, with_grad ? &dw : nullptr,
               with_grad && bias ? &db : nullptr);
   });
+  at::Tensor loss = lossReduce(rowLoss, stats, reduction);  // launched before the wait of the check
   raiseOnBadTarget(error, w.size(0), ignore_index);
   auto none = at::empty({0}, x.options());
   return {loss, lse, with_grad ? dx : none, with_grad ? dw.to(weight.scalar_type()) : none,
@@ -116,6 +117,7 @@ std::vector<at::Tensor> fused_linear_cross_entropy_bwd(const at::Tensor &x, cons
                                                        double lse_square_scale, double softcap, bool accum_f32,
                                                        int64_t chunk_rows) {
   checkInputs(x, weight, target, bias);
+  at::Tensor t = lossTarget(target);
   at::Tensor xc = x.contiguous(), w = weight.contiguous();
   at::Tensor dx = at::empty_like(xc);
   at::Tensor dw = at::zeros(w.sizes(), w.options().dtype(accum_f32 ? at::kFloat : w.scalar_type()));
@@ -123,7 +125,7 @@ std::vector<at::Tensor> fused_linear_cross_entropy_bwd(const at::Tensor &x, cons
   at::Tensor unusedLoss, unusedLse;
   int64_t rows = chunkRows(chunk_rows, xc.size(0), w.size(0), xc.element_size());
   guarded([&] {
-    runChunks(xc, w, target, bias, {ignore_index, label_smoothing, lse_square_scale, softcap}, rows, &grad_rows, &lse,
+    runChunks(xc, w, t, bias, {ignore_index, label_smoothing, lse_square_scale, softcap}, rows, &grad_rows, &lse,
               at::Tensor(), at::Tensor(), unusedLoss, unusedLse, &dx, &dw, bias ? &db : nullptr);
   });
   return {dx, dw.to(weight.scalar_type()), bias ? db.to(bias->scalar_type()) : at::empty({0}, x.options())};

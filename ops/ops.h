@@ -33,22 +33,30 @@ at::Tensor mrope_apply(const at::Tensor &x, const at::Tensor &cos, const at::Ten
 at::Tensor swiglu_fwd(const at::Tensor &a, const at::Tensor &b);
 std::tuple<at::Tensor, at::Tensor> swiglu_bwd(const at::Tensor &dc, const at::Tensor &a, const at::Tensor &b);
 
-// Per-row loss and lse (f32), and with with_grad the gradient of the logits times
-// grad_scale[0] (a 1-element f32 tensor on the logits' device; the gradient in a new tensor, or
-// over the logits with grad_in_logits). Targets outside [0, V) that are not ignore_index are
-// counted into error (i32 (1,), on the device; see raiseOnBadTarget). No host sync.
-std::tuple<at::Tensor, at::Tensor, at::Tensor> cross_entropy_rows(const at::Tensor &logits, const at::Tensor &target,
-                                                                  int64_t ignore_index, double label_smoothing,
-                                                                  double lse_square_scale, double softcap, bool with_grad,
-                                                                  bool grad_in_logits, const at::Tensor &grad_scale,
-                                                                  const at::Tensor &error);
+// The target as contiguous int64 (no copy when it is one already).
+at::Tensor lossTarget(const at::Tensor &target);
+// Before a loss kernel, one launch (loss_setup, no host sync): stats, f32 (2,) = [the gradient's
+// scale for `reduction` (1 / max(rows not ignored, 1) for "mean", 1 for "sum" and "none"), the
+// rows not ignored], and error, i32 (1,) = 0, the bad-target counter. Checks `reduction`.
+// target: from lossTarget.
+std::tuple<at::Tensor, at::Tensor> lossSetup(const at::Tensor &target, int64_t ignore_index, c10::string_view reduction);
+// After the loss kernels, one launch (loss_reduce; none for "none", which returns rows): the
+// loss as a 0-dim f32 tensor, the sum of rows, divided by stats[1] for "mean" (NaN when 0).
+at::Tensor lossReduce(const at::Tensor &rows, const at::Tensor &stats, c10::string_view reduction);
+// Per-row loss and lse (f32) into loss and lse ((BT,) each, contiguous: whole tensors or slices
+// of them), and with with_grad the gradient of the logits times grad_scale[0] (a 1-element f32
+// tensor on the logits' device), returned: a new tensor, or the logits with grad_in_logits.
+// Targets outside [0, V) that are not ignore_index are counted into error (i32 (1,), on the
+// device; see raiseOnBadTarget). One launch, no host sync.
+at::Tensor cross_entropy_rows(const at::Tensor &logits, const at::Tensor &target, int64_t ignore_index,
+                              double label_smoothing, double lse_square_scale, double softcap, bool with_grad,
+                              bool grad_in_logits, const at::Tensor &grad_scale, const at::Tensor &error,
+                              const at::Tensor &loss, const at::Tensor &lse);
 // Raises torch's ValueError if cross_entropy_rows counted bad targets into error (a host sync).
 void raiseOnBadTarget(const at::Tensor &error, int64_t v, int64_t ignoreIndex);
-// The gradient's scale for a reduction of the per-row losses, as a 1-element f32 tensor computed
-// on the target's device (no host sync): 1 / (rows not ignored) for "mean" (1 when there are
-// none: every gradient row is 0 then), 1 for "sum" and "none".
-at::Tensor lossGradScale(const at::Tensor &target, int64_t ignore_index, c10::string_view reduction);
-// cross_entropy_rows with the gradient scaled for `reduction`.
+// [loss, lse, grad]: the loss reduced for `reduction` ("none": per row), the per-row lse, and
+// with with_grad the gradient of that loss (of the sum of rows for "none"). Three launches
+// (lossSetup, cross_entropy_rows, lossReduce) and one host sync (raiseOnBadTarget).
 std::tuple<at::Tensor, at::Tensor, at::Tensor> cross_entropy_fwd(const at::Tensor &logits, const at::Tensor &target,
                                                                  int64_t ignore_index, double label_smoothing,
                                                                  double lse_square_scale, double softcap, bool with_grad,
@@ -58,8 +66,9 @@ at::Tensor cross_entropy_bwd(const at::Tensor &logits, const at::Tensor &target,
                              const at::Tensor &grad_rows, int64_t ignore_index, double label_smoothing,
                              double lse_square_scale, double softcap, bool grad_in_logits);
 
-// Fused linear cross-entropy: [loss rows, lse, dx, dw, db] (the gradients of the reduced loss
-// when with_grad; empty tensors otherwise); chunk_rows <= 0 picks the chunk size.
+// Fused linear cross-entropy: [loss, lse, dx, dw, db]: the loss reduced for `reduction` (per
+// row for "none"), the per-row lse, and the gradients of that loss when with_grad (empty tensors
+// otherwise); chunk_rows <= 0 picks the chunk size.
 std::vector<at::Tensor> fused_linear_cross_entropy_fwd(const at::Tensor &x, const at::Tensor &weight, const at::Tensor &target,
                                                        const std::optional<at::Tensor> &bias, int64_t ignore_index,
                                                        double label_smoothing, double lse_square_scale, double softcap,
@@ -71,6 +80,11 @@ std::vector<at::Tensor> fused_linear_cross_entropy_bwd(const at::Tensor &x, cons
                                                        const at::Tensor &grad_rows, int64_t ignore_index, double label_smoothing,
                                                        double lse_square_scale, double softcap, bool accum_f32,
                                                        int64_t chunk_rows);
+
+// x *= g[0] in place for each tensor (float dtypes, any shape whose rows of the last dimension
+// are contiguous), rounded once to its dtype; g holds one element, on the tensors' device. No
+// pass over the tensors when g[0] == 1, and no host sync either way (the kernel reads g).
+void scale_unless_one_(at::TensorList tensors, const at::Tensor &g);
 
 // User kernels (tigon.load): a text description of a file's kernels ("kernel NAME",
 // "generic NAME dtype|const|tune", "param NAME tensor|scalar TYPE in|out|inout" lines), and a

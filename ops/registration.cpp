@@ -24,6 +24,9 @@ TORCH_LIBRARY(tigon, m) {
   m.def("fused_linear_cross_entropy_bwd(Tensor x, Tensor weight, Tensor target, Tensor? bias, Tensor lse, "
         "Tensor grad_rows, int ignore_index, float label_smoothing, float lse_square_scale, float softcap, bool accum_f32, "
         "int chunk_rows) -> Tensor[]");
+  // x *= g[0] for each tensor, in place, skipped on the device when g[0] == 1 (the backward of
+  // the losses whose gradient the forward computed)
+  m.def("scale_unless_one_(Tensor(a!)[] tensors, Tensor g) -> ()");
   m.def("describe_tile(str path, str source) -> str", &tigon::ops::describe_tile);  // no tensors: catch-all
   m.def("launch_tile(str path, str source, str kernel, str bindings, Tensor(a!)[] tensors, float[] floats, int[] ints) -> ()");
 }
@@ -41,5 +44,6 @@ TORCH_LIBRARY_IMPL(tigon, CompositeExplicitAutograd, m) {
   m.impl("cross_entropy_bwd", &tigon::ops::cross_entropy_bwd);
   m.impl("fused_linear_cross_entropy_fwd", &tigon::ops::fused_linear_cross_entropy_fwd);
   m.impl("fused_linear_cross_entropy_bwd", &tigon::ops::fused_linear_cross_entropy_bwd);
+  m.impl("scale_unless_one_", &tigon::ops::scale_unless_one_);
   m.impl("launch_tile", &tigon::ops::launch_tile);
 }

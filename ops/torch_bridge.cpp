@@ -94,13 +94,14 @@ void interpretOnCpu(const TileModule &m, const std::string &kernel, const Bindin
 }  // namespace
 
 void runKernel(const TileModule &m, const std::string &kernel, const Bindings &fixed, const std::vector<KernelArg> &args,
-               const at::Device &device, int64_t rows) {
+               const at::Device &device, int64_t rows, bool tune) {
   guarded([&] {
     if (!device.is_cuda()) return interpretOnCpu(m, kernel, fixed, args);
     int index = device.index();
     CUstream stream = c10::cuda::getCurrentCUDAStream(index).stream();
     std::vector<bool> aligned = tensorAlignment(args);
-    std::string tuneKey = fmt::format("{} {} rows~{}", kernel, configString(fixed), rowBucket(rows));
+    std::string tuneKey = tune ? fmt::format("{} {} rows~{}", kernel, configString(fixed), rowBucket(rows))
+                               : fmt::format("{} {} defaults", kernel, configString(fixed));
     // the hot path: a call like an earlier one goes straight to its kernel
     std::string callKey = fmt::format("{} {} {} ", m.sourceHash, tuneKey, index);
     for (bool a : aligned) callKey += a ? '1' : '0';
@@ -112,8 +113,14 @@ void runKernel(const TileModule &m, const std::string &kernel, const Bindings &f
       if (auto it = seen.find(callKey); it != seen.end()) k = it->second;
     }
     if (!k) {
+      Bindings bound = fixed;
+      if (!tune) {  // every tune value bound to its default: one candidate, which Jit::tuned does not time
+        const ast::Kernel *def = m.ast.findKernel(kernel);
+        if (!def) throw Error(fmt::format("no kernel '{}' in {}", kernel, m.path));
+        bound = defaultConfig(*def, fixed);
+      }
       Jit &jit = Jit::instance();
-      Bindings b = jit.tuned(m, kernel, fixed, aligned, tuneKey,
+      Bindings b = jit.tuned(m, kernel, bound, aligned, tuneKey,
                              [&](const CompiledKernel &c) { return timeOnScratch(*c.gpu, c.ir, args, stream); }, index);
       k = jit.kernel(m, kernel, b, aligned, index);
       std::lock_guard<std::mutex> lock(mutex);

@@ -114,7 +114,7 @@ Bindings Jit::tuned(const TileModule &m, const std::string &kernel, const Bindin
   if (auto entry = disk_.load(key); entry && entry->count("config")) {
     chosen = parseConfig(entry->at("config"));
     for (auto &[name, value] : fixed) chosen[name] = value;
-  } else if (!autotuneEnabled()) {
+  } else if (!autotuneEnabled() || candidates.size() == 1) {  // nothing to choose: nothing timed
     TuneResult r = pickFirstThatRuns(what, candidates, [&](const Bindings &c) -> std::optional<double> {
       this->kernel(m, kernel, c, aligned, device);
       return 0.0;

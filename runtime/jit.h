@@ -47,11 +47,11 @@ class Jit {
                                                const std::string &backend = {});
 
   // The config (tune values) to use for a call: remembered, read from disk, the default
-  // (TIGON_AUTOTUNE=0; the next config that compiles and loads if the default does not), or
-  // found by timing every candidate with `time` and then persisted. Configs that do not fit
-  // the GPU are rejected, logged (TIGON_LOG=info) and counted; when none fits, throws
-  // tigon::Error naming the kernel and each reason. `tuneKey` names the call's class: op,
-  // dtype, const values and row bucket.
+  // (TIGON_AUTOTUNE=0, or a kernel with one candidate: nothing timed; the next config that
+  // compiles and loads if the default does not), or found by timing every candidate with `time`
+  // and then persisted. Configs that do not fit the GPU are rejected, logged (TIGON_LOG=info)
+  // and counted; when none fits, throws tigon::Error naming the kernel and each reason.
+  // `tuneKey` names the call's class: op, dtype, const values and row bucket.
   using KernelTimer = std::function<double(const CompiledKernel &)>;
   Bindings tuned(const TileModule &m, const std::string &kernel, const Bindings &fixed, const std::vector<bool> &aligned,
                  const std::string &tuneKey, const KernelTimer &time, int device = 0);

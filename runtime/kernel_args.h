@@ -42,7 +42,8 @@ struct KernelArg {
 };
 
 // Whether a tensor keeps the promise ir::Param::aligned16 makes: a 16-byte aligned base and
-// every stride but the last a multiple of 16 bytes.
+// every stride but the last a multiple of 16 bytes (but that of a dimension of size 1, only
+// ever indexed at 0: a flat tensor viewed as one row [1, n] is aligned whatever n is).
 bool isAligned16(const TensorArg &t);
 // isAligned16 of each tensor argument, in order (what the JIT specializes on).
 std::vector<bool> tensorAlignment(const std::vector<KernelArg> &args);

@@ -120,21 +120,32 @@ def layer_norm(x: torch.Tensor, weight: torch.Tensor | None = None, bias: torch.
     return torch.ops.tigon.layer_norm_fwd(x, weight, bias, float(eps))[0]
 
 
-def _loss_grad_factor(g_rows, target, ignore_index, reduction):
-    """The factor between the upstream gradient and the one the fused forward computed (for
-    the loss reduced with `reduction`, upstream gradient 1): rows all receive the same
-    upstream gradient, g (sum) or g / n_valid (mean)."""
-    g = g_rows[:1]
-    return g * (target != ignore_index).sum() if reduction == "mean" else g
+@torch.library.register_fake("tigon::scale_unless_one_")
+def _scale_unless_one_fake(tensors, g):
+    return None
 
 
-def _scaled(grad, factor):
-    """grad * factor, skipping the pass when the factor is 1 (the usual loss.backward());
-    under torch.compile the product is always taken."""
-    eager = type(factor) is torch.Tensor and not torch.compiler.is_compiling()  # not a traced (fake) tensor
-    if eager and abs(factor.item() - 1.0) < 1e-6:
-        return grad
-    return grad * factor.to(grad.dtype)
+def _fused_grads(ctx, op, g, count):
+    """The backward of a loss whose gradients the forward computed (reduction "mean" or "sum",
+    for an upstream gradient of 1): the first `count` saved tensors (those gradients) times the
+    upstream gradient g (a 0-dim tensor). In eager, scaled in place on the device and handed
+    out as they are: no copy, no host sync, no pass at all when g is 1 (the kernel reads g).
+    So they serve one backward only: a second one through the same graph (retain_graph=True)
+    raises instead of returning them scaled twice, or aliased with what the first handed out.
+    Under torch.compile: grad * g, out of place."""
+    if type(g) is not torch.Tensor or torch.compiler.is_compiling():  # traced (fake) tensors
+        return tuple(t * g for t in ctx.saved_tensors[:count])
+    if getattr(ctx, "fused_grads_used", False):  # checked before the saved tensors are unpacked
+        raise RuntimeError(
+            f"tigon.{op}: a second backward through the same loss (retain_graph=True) is not supported with "
+            "reduction=\"mean\" or \"sum\": the forward computed the gradient, and the first backward scaled it in "
+            "place by its upstream gradient and handed it out, so it cannot serve again (it would come out scaled "
+            "twice, and alias the first result). Use reduction=\"none\" and reduce the rows yourself (its backward "
+            "recomputes the gradient every time), or call the loss again before each backward.")
+    ctx.fused_grads_used = True
+    grads = ctx.saved_tensors[:count]
+    torch.ops.tigon.scale_unless_one_(list(grads), g)
+    return grads
 
 
 # ---- RoPE and M-RoPE ----------------------------------------------------------------------
@@ -232,12 +243,18 @@ def swiglu(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 _REDUCTIONS = ("mean", "sum", "none")
 
 
+def _loss_shape(n, reduction):
+    """The loss the ops return: one value per row for "none", a 0-dim tensor for "mean" and "sum"."""
+    return (n,) if reduction == "none" else ()
+
+
 @torch.library.register_fake("tigon::cross_entropy_fwd")
 def _ce_fwd_fake(logits, target, ignore_index, label_smoothing, lse_square_scale, softcap, with_grad, grad_in_logits,
                  reduction):
     n = logits.shape[0]
     grad = logits.new_empty(logits.shape if with_grad else (0,))
-    return logits.new_empty(n, dtype=torch.float32), logits.new_empty(n, dtype=torch.float32), grad
+    loss = logits.new_empty(_loss_shape(n, reduction), dtype=torch.float32)
+    return loss, logits.new_empty(n, dtype=torch.float32), grad
 
 
 @torch.library.register_fake("tigon::cross_entropy_bwd")
@@ -247,21 +264,24 @@ def _ce_bwd_fake(logits, target, lse, grad_rows, ignore_index, label_smoothing, 
 
 
 def _ce_setup(ctx, inputs, output):
-    logits, target, ignore_index, ls, z, softcap, with_grad, _in_logits, reduction = inputs
+    logits, target, ignore_index, ls, z, softcap, with_grad, _in_logits, _reduction = inputs
     _auxiliary(ctx, output[1], output[2])
     ctx.options = (ignore_index, ls, z, softcap)
-    ctx.fused, ctx.reduction = with_grad, reduction
-    ctx.save_for_backward(output[2] if with_grad else logits, target, output[1])
+    ctx.fused = with_grad
+    if with_grad:  # the gradient of the reduced loss, from the forward
+        ctx.save_for_backward(output[2])
+    else:
+        ctx.save_for_backward(logits, target, output[1])
 
 
-def _ce_backward(ctx, g_rows, _g_lse, _g_grad):
-    if g_rows is None:
+def _ce_backward(ctx, g_loss, _g_lse, _g_grad):
+    if g_loss is None:
         return None, None, None, None, None, None, None, None, None
-    saved, target, lse = ctx.saved_tensors
-    if ctx.fused:  # the gradient came with the forward, for the reduced loss: scale it
-        factor = _loss_grad_factor(g_rows, target, ctx.options[0], ctx.reduction)
-        return _scaled(saved, factor), None, None, None, None, None, None, None, None
-    grad = torch.ops.tigon.cross_entropy_bwd(saved, target, lse, g_rows, *ctx.options, False)
+    if ctx.fused:  # the gradient came with the forward, for the reduced loss
+        grad, = _fused_grads(ctx, "cross_entropy", g_loss, 1)
+        return grad, None, None, None, None, None, None, None, None
+    saved, target, lse = ctx.saved_tensors  # reduction="none": g_loss has one value per row
+    grad = torch.ops.tigon.cross_entropy_bwd(saved, target, lse, g_loss, *ctx.options, False)
     return grad, None, None, None, None, None, None, None, None
 
 
@@ -276,26 +296,21 @@ def _loss_options(ignore_index, reduction, label_smoothing, lse_square_scale, so
     return int(ignore_index), float(label_smoothing), float(lse_square_scale), float(softcap or 0.0)
 
 
-def _reduce(rows, target, ignore_index, reduction):
-    if reduction == "none":
-        return rows
-    total = rows.sum()
-    return total if reduction == "sum" else total / (target != ignore_index).sum()
-
-
 def cross_entropy(logits: torch.Tensor, target: torch.Tensor, ignore_index: int = -100, reduction: str = "mean",
                   label_smoothing: float = 0.0, lse_square_scale: float = 0.0, softcap: float | None = None,
                   grad_in_logits: bool = False) -> torch.Tensor:
     """``torch.nn.functional.cross_entropy`` over logits (N, V) and targets (N,), plus z-loss
     (``lse_square_scale * lse^2``) and Gemma-2 logit softcapping. The gradient is computed in
-    the same pass as the loss for "mean" and "sum"; ``grad_in_logits=True`` writes it over the
-    logits (saves memory; the logits are lost). A target outside [0, V) raises ValueError."""
+    the same pass as the loss for "mean" and "sum" (so these support one backward per call:
+    a second through the same graph, with retain_graph=True, raises RuntimeError);
+    ``grad_in_logits=True`` writes it over the logits (saves memory; the logits are lost). A
+    target outside [0, V) raises ValueError."""
     _local_only("cross_entropy", logits=logits, target=target)
     opts = _loss_options(ignore_index, reduction, label_smoothing, lse_square_scale, softcap, "cross_entropy")
     with_grad = reduction != "none" and torch.is_grad_enabled() and logits.requires_grad
-    rows, _lse, _grad = torch.ops.tigon.cross_entropy_fwd(logits, target, *opts, with_grad, grad_in_logits and with_grad,
+    loss, _lse, _grad = torch.ops.tigon.cross_entropy_fwd(logits, target, *opts, with_grad, grad_in_logits and with_grad,
                                                           reduction)
-    return _reduce(rows, target, opts[0], reduction)
+    return loss
 
 
 # ---- fused linear cross-entropy -----------------------------------------------------------
@@ -304,7 +319,7 @@ def cross_entropy(logits: torch.Tensor, target: torch.Tensor, ignore_index: int 
 def _flce_fwd_fake(x, weight, target, bias, ignore_index, ls, z, softcap, with_grad, reduction, accum_f32, chunk_rows):
     n = x.shape[0]
     none = x.new_empty(0)
-    return [x.new_empty(n, dtype=torch.float32), x.new_empty(n, dtype=torch.float32),
+    return [x.new_empty(_loss_shape(n, reduction), dtype=torch.float32), x.new_empty(n, dtype=torch.float32),
             x.new_empty(x.shape) if with_grad else none, weight.new_empty(weight.shape) if with_grad else none,
             bias.new_empty(bias.shape) if with_grad and bias is not None else none]
 
@@ -316,14 +331,14 @@ def _flce_bwd_fake(x, weight, target, bias, lse, grad_rows, ignore_index, ls, z,
 
 
 def _flce_setup(ctx, inputs, output):
-    x, weight, target, bias, ignore_index, ls, z, softcap, with_grad, reduction, accum_f32, chunk_rows = inputs
+    x, weight, target, bias, ignore_index, ls, z, softcap, with_grad, _reduction, accum_f32, chunk_rows = inputs
     _auxiliary(ctx, *output[1:])
-    ctx.fused, ctx.reduction = with_grad, reduction
+    ctx.fused = with_grad
     ctx.has_bias = bias is not None
     ctx.options = (ignore_index, ls, z, softcap)
     ctx.accum = (accum_f32, chunk_rows)
-    if with_grad:
-        ctx.save_for_backward(output[2], output[3], output[4], target)
+    if with_grad:  # the gradients of the reduced loss, from the forward: dx, dw (and db)
+        ctx.save_for_backward(*output[2:5 if ctx.has_bias else 4])
     else:
         ctx.save_for_backward(x, weight, target, bias, output[1])
 
@@ -332,10 +347,9 @@ def _flce_backward(ctx, grads_out):
     g_rows = grads_out[0]  # the op returns a list: its gradients come as one list
     if g_rows is None:
         return None, None, None, None, None, None, None, None, None, None, None, None
-    if ctx.fused:
-        dx, dw, db, target = ctx.saved_tensors
-        factor = _loss_grad_factor(g_rows, target, ctx.options[0], ctx.reduction)
-        grads = (_scaled(dx, factor), _scaled(dw, factor), _scaled(db, factor) if ctx.has_bias else None)
+    if ctx.fused:  # the gradients came with the forward, for the reduced loss
+        grads = _fused_grads(ctx, "fused_linear_cross_entropy", g_rows, 3 if ctx.has_bias else 2)
+        grads = grads if ctx.has_bias else grads + (None,)
     else:
         x, weight, target, bias, lse = ctx.saved_tensors
         dx, dw, db = torch.ops.tigon.fused_linear_cross_entropy_bwd(x, weight, target, bias, lse, g_rows, *ctx.options,
@@ -355,7 +369,8 @@ def fused_linear_cross_entropy(x: torch.Tensor, weight: torch.Tensor, target: to
     """``cross_entropy(x @ weight.T + bias, target)`` without ever holding the (N, V) logits:
     rows go through in chunks (``chunk_rows``, 0: about 256 MiB of logits at a time). x is
     (N, H) or (..., H) with target of the matching leading shape. ``accum_dtype=torch.float32``
-    accumulates dW in float32. For "mean" and "sum" the gradients are computed with the loss."""
+    accumulates dW in float32. For "mean" and "sum" the gradients are computed with the loss
+    (one backward per call: a second through the same graph raises RuntimeError)."""
     _local_only("fused_linear_cross_entropy", x=x, weight=weight, target=target, bias=bias)
     opts = _loss_options(ignore_index, reduction, label_smoothing, lse_square_scale, softcap,
                          "fused_linear_cross_entropy")
@@ -363,7 +378,6 @@ def fused_linear_cross_entropy(x: torch.Tensor, weight: torch.Tensor, target: to
     needs = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad or
                                          (bias is not None and bias.requires_grad))
     with_grad = reduction != "none" and needs
-    rows, _lse, _dx, _dw, _db = torch.ops.tigon.fused_linear_cross_entropy_fwd(
+    loss, _lse, _dx, _dw, _db = torch.ops.tigon.fused_linear_cross_entropy_fwd(
         x2, weight, t2, bias, *opts, with_grad, reduction, accum_dtype == torch.float32, int(chunk_rows))
-    out = _reduce(rows, t2, opts[0], reduction)
-    return out.view(target.shape) if reduction == "none" else out
+    return loss.view(target.shape) if reduction == "none" else loss

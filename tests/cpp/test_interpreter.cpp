@@ -948,6 +948,19 @@ TEST_CASE("interp: checkArgs errors") {
   CHECK_NOTHROW(checkArgs(b.f, empty));
 }
 
+TEST_CASE("kernel args: the 16-byte alignment the JIT specializes on") {
+  alignas(16) static float data[64];
+  auto t = [](void *p, std::vector<int64_t> sizes, std::vector<int64_t> strides) {
+    return TensorArg{p, DType::F32, std::move(sizes), std::move(strides)};
+  };
+  CHECK(isAligned16(t(data, {4, 8}, {8, 1})));
+  CHECK_FALSE(isAligned16(t(data + 1, {4, 8}, {8, 1})));  // base
+  CHECK_FALSE(isAligned16(t(data, {4, 7}, {7, 1})));      // row stride of 28 bytes
+  CHECK(isAligned16(t(data, {1, 7}, {7, 1})));            // one row: its stride never moves an address
+  CHECK_FALSE(isAligned16(t(data, {1, 2, 7}, {14, 7, 1})));  // the middle row stride counts
+  CHECK(isAligned16(t(data, {2, 1, 8}, {8, 3, 1})));
+}
+
 TEST_CASE("interp: malformed IR and ill-typed ops are errors") {
   {
     Builder b("no_grid");

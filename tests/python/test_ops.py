@@ -233,6 +233,94 @@ def test_cross_entropy_errors_and_in_place(device):
 
 
 @pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("upstream", [1.0, 3.0, 0.25])
+@pytest.mark.parametrize("ignore_index,in_logits", [(-100, False), (0, True)])
+@pytest.mark.parametrize("ls,z,softcap", [(0.0, 0.0, None), (0.1, 1e-4, 30.0)])
+def test_cross_entropy_upstream_gradient(device, reduction, upstream, ignore_index, in_logits, ls, z, softcap):
+    """The loss comes reduced from the op (0-dim) and the gradient the forward computed is scaled
+    in place by the upstream gradient in the backward (no pass when it is 1)."""
+    torch.manual_seed(5)
+    n, v = 9, 300
+    x = torch.randn(n, v, device=device) * 3
+    target = torch.randint(1, v, (n,), device=device)
+    target[[2, 6]] = ignore_index  # with ignore_index 0, rows past the end must not count as ignored
+    logits = x.clone().requires_grad_()
+    loss = tigon.cross_entropy(logits, target, ignore_index=ignore_index, reduction=reduction, label_smoothing=ls,
+                               lse_square_scale=z, softcap=softcap, grad_in_logits=in_logits)
+    assert loss.shape == () and loss.dtype == torch.float32
+    (loss * upstream).backward()
+    rl = ref_of(x)
+    ref = ce_ref(rl, target, ignore_index, reduction, ls, z, softcap)
+    (ref * upstream).backward()
+    assert rel(loss, ref) < 1e-5
+    assert rel(logits.grad, rl.grad) < 1e-5
+    assert torch.all(logits.grad[[2, 6]] == 0)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_cross_entropy_every_target_ignored(device, reduction):
+    """As torch: "mean" over no row is NaN, "sum" is 0; the gradient is 0 either way."""
+    x = torch.randn(5, 40, device=device)
+    target = torch.full((5,), -100, device=device)
+    logits, ref_logits = x.clone().requires_grad_(), x.clone().requires_grad_()
+    loss = tigon.cross_entropy(logits, target, reduction=reduction)
+    ref = F.cross_entropy(ref_logits, target, reduction=reduction)
+    (loss * 2).backward()
+    (ref * 2).backward()
+    assert torch.equal(loss.isnan(), ref.isnan()) and (reduction == "mean") == bool(loss.isnan())
+    assert reduction == "mean" or loss.item() == 0
+    assert torch.equal(logits.grad, torch.zeros_like(x)) and torch.equal(ref_logits.grad, torch.zeros_like(x))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_cross_entropy_loss_is_deterministic(device):
+    x = torch.randn(300, 50, device=device)
+    t = torch.randint(0, 50, (300,), device=device)
+    for reduction in ("mean", "sum"):
+        a = tigon.cross_entropy(x, t, reduction=reduction)
+        assert torch.equal(a, tigon.cross_entropy(x, t, reduction=reduction))
+        assert rel(a, F.cross_entropy(x.double(), t, reduction=reduction)) < 1e-6
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cross_entropy_bad_target_names_the_count(device, reduction):
+    logits = torch.randn(5, 30, device=device, requires_grad=True)
+    t = torch.tensor([1, 30, 2, -7, -100], device=device)
+    with pytest.raises(ValueError, match="2 target\\(s\\) outside \\[0, 30\\) that are not ignore_index \\(-100\\)"):
+        tigon.cross_entropy(logits, t, reduction=reduction)
+
+
+SECOND_BACKWARD = "second backward through the same loss \\(retain_graph=True\\)"
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_cross_entropy_second_backward_raises(device, reduction):
+    """The gradient computed in the forward is handed out by the first backward: a second one
+    through the same graph raises a clear error and leaves the first result alone."""
+    logits = torch.randn(4, 20, device=device, requires_grad=True)
+    t = torch.tensor([1, 2, 3, 4], device=device)
+    loss = tigon.cross_entropy(logits, t, reduction=reduction)
+    (g1,) = torch.autograd.grad(loss * 2, logits, retain_graph=True)
+    first = g1.clone()
+    with pytest.raises(RuntimeError, match=SECOND_BACKWARD) as e:
+        torch.autograd.grad(loss * 3, logits)
+    assert 'reduction="none"' in str(e.value)
+    assert torch.equal(g1, first)
+    ref = ref_of(logits)
+    assert rel(g1, torch.autograd.grad(F.cross_entropy(ref, t, reduction=reduction) * 2, ref)[0]) < 1e-5
+    # "none" recomputes the gradient in its backward: any number of backward passes
+    loss = tigon.cross_entropy(logits, t, reduction="none").sum()
+    loss.backward(retain_graph=True)
+    g = logits.grad.clone()
+    loss.backward()
+    assert torch.allclose(logits.grad, 2 * g)
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("with_bias,accum", [(False, None), (True, None), (True, torch.float32)])
@@ -272,6 +360,56 @@ def test_fused_linear_cross_entropy_bad_target(device, reduction):
         tigon.fused_linear_cross_entropy(x, w, t, reduction=reduction, chunk_rows=2)
 
 
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("upstream", [1.0, 3.0, 0.25])
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_fused_linear_cross_entropy_upstream_gradient(device, reduction, upstream, with_bias):
+    torch.manual_seed(3)
+    bt, h, v = 21, 12, 70
+    x = leaf(torch.randn(bt, h, device=device))
+    w = leaf(torch.randn(v, h, device=device) * 0.3)
+    b = leaf(torch.randn(v, device=device) * 0.1) if with_bias else None
+    target = torch.randint(0, v, (bt,), device=device)
+    target[::4] = -100
+    loss = tigon.fused_linear_cross_entropy(x, w, target, b, reduction=reduction, chunk_rows=8, label_smoothing=0.1)
+    assert loss.shape == ()
+    (loss * upstream).backward()
+    rx, rw, rb = ref_of(x), ref_of(w), ref_of(b) if with_bias else None
+    ref = F.cross_entropy(rx @ rw.T + (rb if with_bias else 0), target, reduction=reduction, label_smoothing=0.1)
+    (ref * upstream).backward()
+    assert rel(loss, ref) < 1e-5
+    for t, r in zip((x, w, b), (rx, rw, rb)):
+        if t is not None:
+            assert rel(t.grad, r.grad) < 1e-5
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_fused_linear_cross_entropy_every_target_ignored(device, reduction):
+    x = leaf(torch.randn(6, 8, device=device))
+    w = leaf(torch.randn(30, 8, device=device))
+    target = torch.full((6,), -100, device=device)
+    loss = tigon.fused_linear_cross_entropy(x, w, target, reduction=reduction, chunk_rows=4)
+    loss.backward()
+    ref = F.cross_entropy(x.detach() @ w.detach().T, target, reduction=reduction)
+    assert torch.equal(loss.isnan(), ref.isnan()) and (reduction == "mean") == bool(loss.isnan())
+    assert torch.equal(x.grad, torch.zeros_like(x)) and torch.equal(w.grad, torch.zeros_like(w))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_fused_linear_cross_entropy_second_backward_raises(device):
+    x = leaf(torch.randn(6, 8, device=device))
+    w = leaf(torch.randn(30, 8, device=device))
+    target = torch.randint(0, 30, (6,), device=device)
+    loss = tigon.fused_linear_cross_entropy(x, w, target)
+    loss.backward(retain_graph=True)
+    gx, gw = x.grad.clone(), w.grad.clone()
+    with pytest.raises(RuntimeError, match=SECOND_BACKWARD):
+        loss.backward()
+    assert torch.equal(x.grad, gx) and torch.equal(w.grad, gw)
+
+
 def test_torch_compile_fullgraph_every_op():
     """A small model that uses every op traces with no graph break (CPU, aot_eager)."""
     class Tiny(torch.nn.Module):
@@ -300,3 +438,25 @@ def test_torch_compile_fullgraph_every_op():
     compiled.backward()
     assert torch.allclose(eager, compiled, rtol=1e-5, atol=1e-6)
     assert args[0].grad is not None and torch.isfinite(args[0].grad).all()
+
+
+def test_torch_compile_losses_with_an_upstream_gradient():
+    """Under torch.compile the backward scales the forward's gradients out of place (grad * g),
+    and the traced loss is 0-dim: the same loss and gradients as eager, for g != 1."""
+    def f(logits, x, w, t):
+        return (tigon.cross_entropy(logits, t, reduction="sum") * 0.5 +
+                tigon.fused_linear_cross_entropy(x, w, t, label_smoothing=0.1) * 3.0)
+
+    torch.manual_seed(4)
+    base = (torch.randn(6, 40), torch.randn(6, 16), torch.randn(40, 16) * 0.3)
+    t = torch.randint(0, 40, (6,))
+    t[1] = -100
+    eager = [a.clone().requires_grad_() for a in base]
+    compiled = [a.clone().requires_grad_() for a in base]
+    le = f(*eager, t)
+    lc = torch.compile(f, fullgraph=True, backend="aot_eager")(*compiled, t)
+    assert lc.shape == () and torch.allclose(le, lc, rtol=1e-5, atol=1e-6)
+    le.backward()
+    lc.backward()
+    for a, b in zip(eager, compiled):
+        assert torch.allclose(a.grad, b.grad, rtol=1e-5, atol=1e-6)
