@@ -80,11 +80,12 @@ def test_rope_strided_gqa_partial(device, dtype, d, r, batch_cos):
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_rope_vision_layout(device, dtype):
+@pytest.mark.parametrize("hk", [3, 1])
+def test_rope_vision_layout(device, dtype, hk):
     torch.manual_seed(3)
     s, h, d = 9, 3, 16
     q = leaf(torch.randn(s, h, d, device=device), dtype)
-    k = leaf(torch.randn(s, h, d, device=device), dtype)
+    k = leaf(torch.randn(s, hk, d, device=device), dtype)
     ang = torch.randn(s, d // 2, device=device)
     cos, sin = torch.cat((ang.cos(), ang.cos()), -1), torch.cat((ang.sin(), ang.sin()), -1)  # f32 tables
     qe, ke = tigon.rope(q, k, cos, sin)
@@ -93,6 +94,9 @@ def test_rope_vision_layout(device, dtype):
     rke = rope_ref(rk, cos.double()[:, None], sin.double()[:, None], d)
     assert rel(qe, rqe) < TOL[dtype] and rel(ke, rke) < TOL[dtype]
     check_grads([qe, ke], [rqe, rke], [q, k], [rq, rk], dtype)
+    (gq,) = torch.autograd.grad(tigon.rope(q, k, cos, sin)[0], q, qe.detach())  # k_embed unused: no k heads
+    (rgq,) = torch.autograd.grad(rope_ref(rq, cos.double()[:, None], sin.double()[:, None], d), rq, qe.detach().double())
+    assert rel(gq, rgq) < TOL[dtype]
 
 
 @pytest.mark.parametrize("device", DEVICES)
