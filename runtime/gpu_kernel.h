@@ -26,6 +26,7 @@ class GpuKernel {
   // pointers). A grid with a zero dimension launches nothing.
   void launch(const std::vector<KernelArg> &args, CUstream stream = nullptr) const;
 
+  int device() const { return device_; }
   int registersPerThread() const;
   int localBytesPerThread() const;  // spills and stack: should be 0
 

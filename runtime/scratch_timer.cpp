@@ -34,6 +34,9 @@ struct Scratch {
 double timeOnScratch(const GpuKernel &kernel, const ir::Function &f, std::vector<KernelArg> args, CUstream stream,
                      int warmup, int reps) {
   const cuda::Driver &d = cuda::driver();
+  // the allocations come before any launch: a thread that has not touched the GPU yet (PyTorch's
+  // autograd worker tuning a backward kernel) has no current context
+  ensureContext(kernel.device());
   Scratch s;
   for (size_t p = 0; p < args.size() && p < f.params.size(); ++p) {
     if (f.params[p].kind != ir::Param::Kind::Tensor || f.params[p].access == ir::Access::In) continue;

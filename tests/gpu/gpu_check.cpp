@@ -13,6 +13,7 @@
 #include <numeric>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "dsl/error.h"
@@ -273,6 +274,19 @@ int main(int argc, char **argv) {
     double ms = timeOnScratch(*k->gpu, k->ir, args, nullptr, 3, 20);
     double gbs = double(2 * m * n * 2 + n * 2 + m * 4) / (ms * 1e6);
     fmt::print("autotune rms_norm_fwd bf16 16384x4096: {} in {:.0f} ms; {:.3f} ms = {:.0f} GB/s\n", configString(best), tuneMs, ms, gbs);
+
+    // timing (autotuning) from a thread with no current context, as PyTorch's autograd worker
+    // tunes a backward kernel: the scratch allocations come before any launch
+    std::string threadError;
+    double threadMs = -1;
+    std::thread([&] {
+      try {
+        threadMs = timeOnScratch(*k->gpu, k->ir, args, nullptr, 1, 3);
+      } catch (const std::exception &e) {
+        threadError = e.what();
+      }
+    }).join();
+    report(threadMs > 0, "timing on scratch from a new thread (no current context)" + (threadError.empty() ? "" : ": " + threadError));
 
     // host overhead: a tiny problem, so the GPU keeps up and the launch queue never fills
     HostTensor sx(ir::DType::BF16, {1, 128}), sw(ir::DType::BF16, {128}), sy(ir::DType::BF16, {1, 128}), sr(ir::DType::F32, {1});

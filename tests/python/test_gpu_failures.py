@@ -166,3 +166,32 @@ def test_fused_linear_cross_entropy_out_of_memory_leaves_the_callers_tensors_alo
     ref = F.cross_entropy(xr @ wr.T + br, target, reduction=reduction)
     (ref.sum() if reduction == "none" else ref).backward()
     assert rel(x.grad, xr.grad) < 2e-2 and rel(w.grad, wr.grad) < 2e-2 and rel(b.grad, br.grad) < 2e-2
+
+
+# ---- tuning on PyTorch's autograd worker thread --------------------------------------------
+
+def test_backward_kernels_tune_on_the_autograd_thread(tmp_path):
+    """A first backward in a fresh process tunes its kernels on the autograd engine's worker
+    thread, which may not have touched the GPU yet (the caching allocator hands it blocks freed
+    earlier, so no CUDA runtime call made the context current there). Seen on an H200: every
+    config was rejected with "invalid device context" until the scratch timing made the
+    context current itself. Every norm and loss backward is run the first time here."""
+    result = run_python("""
+        import torch, tigon
+        for n in (128, 1024, 4096):
+            x = torch.randn(4096, n, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+            w = torch.ones(n, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+            dy = torch.randn_like(x)
+            spare = [torch.empty_like(x) for _ in range(4)]  # freed: blocks the backward can reuse
+            del spare
+            for fn in (lambda: tigon.rms_norm(x, w), lambda: tigon.layer_norm(x, w, w)):
+                dx, dw = torch.autograd.grad(fn(), (x, w), dy)
+                assert torch.isfinite(dx).all() and torch.isfinite(dw).all()
+        logits = torch.randn(512, 32000, device="cuda", requires_grad=True)
+        (g,) = torch.autograd.grad(tigon.cross_entropy(logits, torch.randint(0, 32000, (512,), device="cuda"),
+                                                       reduction="none").sum(), logits)
+        torch.cuda.synchronize()
+        print("ok")
+    """, tmp_path, TIGON_LOG="info")
+    assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-3000:]
+    assert "invalid device context" not in result.stderr, result.stderr[-3000:]
