@@ -151,61 +151,38 @@ def _fused_grads(ctx, op, g, count):
 # ---- RoPE and M-RoPE ----------------------------------------------------------------------
 
 @torch.library.register_fake("tigon::rope")
-def _rope_fake(q, k, cos, sin, backward):
-    return q.new_empty(q.shape), k.new_empty(k.shape)
+def _rope_fake(x, cos, sin, backward):
+    return x.new_empty(x.shape)
 
 
 def _rope_setup(ctx, inputs, output):
-    _q, _k, cos, sin, backward = inputs
+    _x, cos, sin, backward = inputs
     ctx.save_for_backward(cos, sin)
     ctx.backward = backward
-    ctx.set_materialize_grads(False)  # a None gradient (q_embed or k_embed unused) stays None
 
 
-def _no_heads(like):
-    """A stand-in with no heads (dim 1 of (B, H, S, D) and of the vision layout (S, H, D)) for
-    a gradient that did not flow back: the one launch then covers the other tensor's heads."""
-    return like.new_empty(like.shape[:1] + (0,) + like.shape[2:])
-
-
-def _qk_backward(ctx, op, dq, dk, *args):
-    """The gradients of q and k from those of q_embed and k_embed (dq, dk; either may be None)
-    with one launch of `op`; None for one that did not flow back, as PyTorch gives, or that is
-    not needed (q or k does not require grad)."""
-    dq = dq if ctx.needs_input_grad[0] else None
-    dk = dk if ctx.needs_input_grad[1] else None
-    if dq is None and dk is None:
-        return None, None
-    # the upstream gradients keep their strides (HF hands back transposed ones): the op takes any
-    # strides but the last
-    gq, gk = op(dq if dq is not None else _no_heads(dk), dk if dk is not None else _no_heads(dq), *args)
-    return (gq if dq is not None else None), (gk if dk is not None else None)
-
-
-def _rope_backward(ctx, dq, dk):
+def _rope_backward(ctx, dy):
     cos, sin = ctx.saved_tensors
-    return *_qk_backward(ctx, torch.ops.tigon.rope, dq, dk, cos, sin, not ctx.backward), None, None, None
+    return torch.ops.tigon.rope(dy, cos, sin, not ctx.backward), None, None, None  # any strides but the last
 
 
 torch.library.register_autograd("tigon::rope", _rope_backward, setup_context=_rope_setup)
 
 
 @torch.library.register_fake("tigon::mrope")
-def _mrope_fake(q, k, cos, sin, section, backward):
-    return q.new_empty(q.shape), k.new_empty(k.shape)
+def _mrope_fake(x, cos, sin, section, backward):
+    return x.new_empty(x.shape)
 
 
 def _mrope_setup(ctx, inputs, output):
-    _q, _k, cos, sin, section, backward = inputs
+    _x, cos, sin, section, backward = inputs
     ctx.save_for_backward(cos, sin)
     ctx.section, ctx.backward = section, backward
-    ctx.set_materialize_grads(False)
 
 
-def _mrope_backward(ctx, dq, dk):
+def _mrope_backward(ctx, dy):
     cos, sin = ctx.saved_tensors
-    grads = _qk_backward(ctx, torch.ops.tigon.mrope, dq, dk, cos, sin, ctx.section, not ctx.backward)
-    return *grads, None, None, None, None
+    return torch.ops.tigon.mrope(dy, cos, sin, ctx.section, not ctx.backward), None, None, None, None
 
 
 torch.library.register_autograd("tigon::mrope", _mrope_backward, setup_context=_mrope_setup)
@@ -215,22 +192,20 @@ def rope(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor)
     """Rotary embedding, HF rotate-half (``apply_rotary_pos_emb`` with unsqueeze_dim=1):
     q (B, Hq, S, D) and k (B, Hk, S, D) (any strides but the last), cos/sin (B or 1, S, R); the
     first R <= D channels rotate. For vision towers: q/k (S, H, D) with cos/sin (S, R).
-    Returns (q_embed, k_embed), computed in one launch (and their gradients in one more)."""
+    Returns (q_embed, k_embed)."""
     _local_only("rope", q=q, k=k, cos=cos, sin=sin)
-    q_embed, k_embed = torch.ops.tigon.rope(q, k, cos, sin, False)
-    return q_embed, k_embed
+    return torch.ops.tigon.rope(q, cos, sin, False), torch.ops.tigon.rope(k, cos, sin, False)
 
 
 def mrope(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mrope_section):
     """Qwen2-VL multimodal rotary embedding (``apply_multimodal_rotary_pos_emb``): q/k
     (B, H, S, D), cos/sin (3, B or 1, S, D), mrope_section [t, h, w] summing to D/2.
-    Returns (q_embed, k_embed), computed in one launch (and their gradients in one more)."""
+    Returns (q_embed, k_embed)."""
     _local_only("mrope", q=q, k=k, cos=cos, sin=sin)
     section = [int(s) for s in mrope_section]
     if len(section) != 3 or sum(section) * 2 != q.shape[-1]:
         raise ValueError(f"mrope: mrope_section must be 3 sizes summing to D/2 = {q.shape[-1] // 2}, got {list(mrope_section)}")
-    q_embed, k_embed = torch.ops.tigon.mrope(q, k, cos, sin, section, False)
-    return q_embed, k_embed
+    return torch.ops.tigon.mrope(q, cos, sin, section, False), torch.ops.tigon.mrope(k, cos, sin, section, False)
 
 
 # ---- SwiGLU -------------------------------------------------------------------------------

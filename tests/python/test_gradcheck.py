@@ -29,17 +29,6 @@ def test_gradcheck_rope_and_swiglu():
     assert torch.autograd.gradcheck(tigon.swiglu, (a, b), **OPTS)
 
 
-def test_gradgradcheck_rope():
-    """Second order through the one node of q and k (its backward is the same op), also with
-    only q_embed used (a None gradient for k_embed)."""
-    q, k = inputs((1, 2, 3, 8), (1, 1, 3, 8))
-    cos, sin = torch.randn(1, 3, 8), torch.randn(1, 3, 8)
-    assert torch.autograd.gradgradcheck(lambda q, k: tigon.rope(q, k, cos, sin), (q, k), **OPTS)
-    assert torch.autograd.gradgradcheck(lambda q, k: tigon.rope(q, k, cos, sin)[0], (q, k), **OPTS)
-    cos3, sin3 = torch.randn(3, 1, 3, 8), torch.randn(3, 1, 3, 8)
-    assert torch.autograd.gradgradcheck(lambda q, k: tigon.mrope(q, k, cos3, sin3, [1, 1, 2]), (q, k), **OPTS)
-
-
 def numerical_grads(f, inputs, eps=OPTS["eps"]):
     """Central differences of the scalar f(*inputs), one input element at a time."""
     grads = []

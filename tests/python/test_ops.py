@@ -80,12 +80,11 @@ def test_rope_strided_gqa_partial(device, dtype, d, r, batch_cos):
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-@pytest.mark.parametrize("hk", [3, 1])
-def test_rope_vision_layout(device, dtype, hk):
+def test_rope_vision_layout(device, dtype):
     torch.manual_seed(3)
     s, h, d = 9, 3, 16
     q = leaf(torch.randn(s, h, d, device=device), dtype)
-    k = leaf(torch.randn(s, hk, d, device=device), dtype)
+    k = leaf(torch.randn(s, h, d, device=device), dtype)
     ang = torch.randn(s, d // 2, device=device)
     cos, sin = torch.cat((ang.cos(), ang.cos()), -1), torch.cat((ang.sin(), ang.sin()), -1)  # f32 tables
     qe, ke = tigon.rope(q, k, cos, sin)
@@ -94,9 +93,6 @@ def test_rope_vision_layout(device, dtype, hk):
     rke = rope_ref(rk, cos.double()[:, None], sin.double()[:, None], d)
     assert rel(qe, rqe) < TOL[dtype] and rel(ke, rke) < TOL[dtype]
     check_grads([qe, ke], [rqe, rke], [q, k], [rq, rk], dtype)
-    (gq,) = torch.autograd.grad(tigon.rope(q, k, cos, sin)[0], q, qe.detach())  # k_embed unused: no k heads
-    (rgq,) = torch.autograd.grad(rope_ref(rq, cos.double()[:, None], sin.double()[:, None], d), rq, qe.detach().double())
-    assert rel(gq, rgq) < TOL[dtype]
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -144,99 +140,6 @@ def test_mrope(device, dtype, d, section):
     assert rel(qe, rqe) < TOL[dtype] and rel(ke, rke) < TOL[dtype]
     with pytest.raises(ValueError, match="mrope_section"):
         tigon.mrope(q, k, cos, sin, [1, 2, 3])
-
-
-@pytest.fixture
-def poisoned_empty():
-    """torch.empty, and so the outputs the ops allocate, filled with NaN (torch's deterministic
-    mode): an output element a kernel does not write shows as NaN, which rel() refuses."""
-    mode, warn_only = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
-    fill = torch.utils.deterministic.fill_uninitialized_memory
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    torch.utils.deterministic.fill_uninitialized_memory = True
-    yield
-    torch.use_deterministic_algorithms(mode, warn_only=warn_only)
-    torch.utils.deterministic.fill_uninitialized_memory = fill
-
-
-def qk_case(op, device, dtype, b, s, d, r=None):
-    """(call, reference) of rope (rotary width r) or mrope (sections [2, 3, 3] of D = 16) on
-    (q, k), with HF's cos/sin tables (shared by the batch) and a float64 reference."""
-    if op == "rope":
-        r = r or d
-        ang = torch.randn(1, s, r // 2, device=device)
-        cos, sin = torch.cat((ang.cos(), ang.cos()), -1).to(dtype), torch.cat((ang.sin(), ang.sin()), -1).to(dtype)
-        return (lambda q, k: tigon.rope(q, k, cos, sin),
-                lambda x: rope_ref(x, cos.double()[:, None], sin.double()[:, None], r))
-    section = [2, 3, 3] if d == 16 else [d // 8, 3 * d // 16, 3 * d // 16]
-    ang = torch.randn(3, 1, s, d // 2, device=device)
-    cos, sin = torch.cat((ang.cos(), ang.cos()), -1).to(dtype), torch.cat((ang.sin(), ang.sin()), -1).to(dtype)
-    return (lambda q, k: tigon.mrope(q, k, cos, sin, section),
-            lambda x: mrope_ref(x, cos.double(), sin.double(), section))
-
-
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("op", ["rope", "mrope"])
-@pytest.mark.parametrize("used", ["both", "q_embed", "k_embed"])
-def test_rope_qk_one_launch(device, dtype, op, used, poisoned_empty):
-    """q and k of one fused projection (as a qkv split), 5 and 2 heads (GQA; no head group but 1
-    divides both), in one launch each way: every output element is written (outputs start as
-    NaN), and a loss that uses only q_embed (or only k_embed) gives the other part of the
-    projection exactly zero gradient."""
-    torch.manual_seed(11)
-    b, s, d, hq, hk = 2, 7, 16, 5, 2
-    fn, ref = qk_case(op, device, dtype, b, s, d, r=12 if op == "rope" else None)
-    qk = leaf(torch.randn(b, s, hq + hk, d, device=device), dtype)
-    rqk = ref_of(qk)
-    qe, ke = fn(qk[:, :, :hq].transpose(1, 2), qk[:, :, hq:].transpose(1, 2))
-    rqe, rke = ref(rqk[:, :, :hq].transpose(1, 2)), ref(rqk[:, :, hq:].transpose(1, 2))
-    assert qe.shape == (b, hq, s, d) and ke.shape == (b, hk, s, d)
-    assert rel(qe, rqe) < TOL[dtype] and rel(ke, rke) < TOL[dtype]
-    pairs = {"both": [(qe, rqe), (ke, rke)], "q_embed": [(qe, rqe)], "k_embed": [(ke, rke)]}[used]
-    grads = [torch.randn_like(o) for o, _ in pairs]
-    torch.autograd.backward([o for o, _ in pairs], grads)
-    torch.autograd.backward([r for _, r in pairs], [g.double() for g in grads])
-    assert rel(qk.grad, rqk.grad) < TOL[dtype]
-    if used != "both":
-        unused = qk.grad[:, :, hq:] if used == "q_embed" else qk.grad[:, :, :hq]
-        assert torch.all(unused == 0)
-
-
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("op", ["rope", "mrope"])
-def test_rope_unused_output_gives_no_gradient(device, op):
-    """Separate q and k leaves, only q_embed in the loss: k gets no gradient (None, as with
-    PyTorch's own rotary), q the reference one; k that does not require grad is not computed."""
-    torch.manual_seed(12)
-    b, s, d = 1, 5, 16
-    fn, ref = qk_case(op, device, torch.float32, b, s, d)
-    q = leaf(torch.randn(b, 3, s, d, device=device))
-    k = leaf(torch.randn(b, 1, s, d, device=device))
-    fn(q, k)[0].pow(2).sum().backward()
-    rq = ref_of(q)
-    ref(rq).pow(2).sum().backward()
-    assert k.grad is None and rel(q.grad, rq.grad) < 1e-5
-    q.grad = None
-    fn(q, k.detach())[1].sum().backward()  # only k_embed, and k needs no gradient: nothing flows
-    assert q.grad is None
-    fn(q, k.detach())[0].pow(2).sum().backward()
-    assert rel(q.grad, rq.grad) < 1e-5
-
-
-@pytest.mark.parametrize("op", ["rope", "mrope"])
-def test_rope_compiled_with_one_output_used(op):
-    """torch.compile(fullgraph=True) through the two-output op when the loss uses q_embed only
-    (the fake implementation and the backward's missing gradient)."""
-    torch.manual_seed(13)
-    fn, ref = qk_case(op, "cpu", torch.float32, 2, 5, 16)
-    q = leaf(torch.randn(2, 5, 4, 16)).transpose(1, 2)
-    k = leaf(torch.randn(2, 5, 2, 16)).transpose(1, 2)
-    compiled = torch.compile(lambda q, k: fn(q, k)[0].pow(2).sum(), fullgraph=True, backend="aot_eager")
-    (gq, gk) = torch.autograd.grad(compiled(q, k), (q, k), allow_unused=True, materialize_grads=True)
-    rq = ref_of(q)
-    (rgq,) = torch.autograd.grad(ref(rq).pow(2).sum(), rq)
-    assert rel(gq, rgq) < 1e-5 and torch.all(gk == 0)
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -54,13 +54,6 @@ inline torch::Tensor poisoned(std::vector<int64_t> shape, ir::DType dt) {
   return ir::isFloat(dt) ? torch::full(shape, std::nan(""), opts) : torch::full(shape, -1, opts);
 }
 
-// A poisoned (B, H, S, D) output with strides of its own: a transposed (B, S, H + 1, D) buffer.
-// Returns the output and the spare head beside it, which a kernel must leave untouched (NaN).
-inline std::pair<torch::Tensor, torch::Tensor> poisonedHeads(int64_t b, int64_t h, int64_t s, int64_t d, ir::DType dt) {
-  torch::Tensor buf = poisoned({b, s, h + 1, d}, dt).transpose(1, 2);
-  return {buf.narrow(1, 0, h), buf.narrow(1, h, 1)};
-}
-
 // ||out - ref|| / max(||ref||, scale) (1 when both are 0); fails on a NaN in `out`.
 inline double relErr(const torch::Tensor &out, const torch::Tensor &ref, double scale = 0) {
   torch::Tensor o = out.to(torch::kFloat64), r = ref.to(torch::kFloat64);
@@ -71,13 +64,6 @@ inline double relErr(const torch::Tensor &out, const torch::Tensor &ref, double 
 
 inline double tolerance(ir::DType dt) {
   return dt == ir::DType::F32 ? 1e-5 : dt == ir::DType::BF16 ? 1e-2 : 2e-3;
-}
-
-// A (B, H, S, D) output of poisonedHeads against its reference: every element written and
-// within the tolerance (nothing to compare when H = 0), the spare head beside it untouched.
-inline void checkHeads(const torch::Tensor &out, const torch::Tensor &ref, const torch::Tensor &spare, ir::DType dt) {
-  if (out.size(1) > 0) CHECK(relErr(out, ref) < tolerance(dt));
-  CHECK(spare.isnan().all().item<bool>());
 }
 
 inline const TileModule &builtinModule(const std::string &file) {
