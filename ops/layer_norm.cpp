@@ -45,7 +45,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> layer_norm_bwd(const at::Tensor &
                     "layer_norm backward: grad_output must match x in shape and dtype");
   at::Tensor x2 = rowsOf(x), dy2 = rowsOf(dy);
   int64_t m = x2.size(0), n = x2.size(1);
-  auto [programs, rowsPer] = backwardGrid(m, n, x.device());
+  auto [programs, rowsPer] = backwardGrid(m, x.device());
   auto f32 = x.options().dtype(at::kFloat);
   at::Tensor dx = at::empty_like(x2);
   at::Tensor dwPartial = at::zeros({programs, weight ? n : 0}, f32), dbPartial = at::zeros({programs, has_bias ? n : 0}, f32);

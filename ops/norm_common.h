@@ -15,9 +15,9 @@ void checkVector(const char *op, const char *name, const at::Tensor &v, const at
 // x as (M, N) rows with a contiguous last dimension (a copy only when it is strided).
 at::Tensor rowsOf(const at::Tensor &x);
 
-// How many programs a persistent backward kernel gets for M rows of N: enough to hide memory
+// How many programs a persistent backward kernel gets for M rows: enough to hide memory
 // latency, few enough that their per-program partial sums (programs x N floats) stay small.
 // Returns {programs, rows per program}.
-std::pair<int64_t, int64_t> backwardGrid(int64_t m, int64_t n, const at::Device &device);
+std::pair<int64_t, int64_t> backwardGrid(int64_t m, const at::Device &device);
 
 }  // namespace tigon::ops
