@@ -57,14 +57,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> layer_norm_bwd(const at::Tensor &
                tensorArg(rstd.reshape({-1}).contiguous()), KernelArg::ofInt(rowsPer), tensorArg(dx), tensorArg(dwPartial),
                tensorArg(dbPartial)},
               x.device(), m);
-  auto reduce = [&](const at::Tensor &partial, at::ScalarType type) {
-    at::Tensor total = at::empty({n}, x.options().dtype(type));
-    runKernel(mod, "layer_norm_dwb_reduce", {{"T", ir::dtypeName(dtypeOf(total))}, {"N", std::to_string(n)}},
-              {tensorArg(partial), tensorArg(total)}, x.device(), programs);
-    return total;
-  };
-  at::Tensor dw = weight ? reduce(dwPartial, weight->scalar_type()) : at::empty({0}, x.options());
-  at::Tensor db = has_bias ? reduce(dbPartial, weight ? weight->scalar_type() : x.scalar_type()) : at::empty({0}, x.options());
+  at::Tensor dw = weight ? columnSum(dwPartial, weight->scalar_type()) : at::empty({0}, x.options());
+  at::Tensor db = has_bias ? columnSum(dbPartial, weight ? weight->scalar_type() : x.scalar_type()) : at::empty({0}, x.options());
   return {dx.view(x.sizes()), dw, db};
 }
 

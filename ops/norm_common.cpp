@@ -32,4 +32,12 @@ std::pair<int64_t, int64_t> backwardGrid(int64_t m, const at::Device &device) {
   return {(m + rowsPer - 1) / rowsPer, rowsPer};
 }
 
+at::Tensor columnSum(const at::Tensor &partial, at::ScalarType type) {
+  at::Tensor total = at::empty({partial.size(1)}, partial.options().dtype(type));
+  runKernel(builtinModule("column_sum.tile"), "column_sum",
+            {{"T", ir::dtypeName(dtypeOf(total))}, {"N", std::to_string(partial.size(1))}},
+            {tensorArg(partial), tensorArg(total)}, partial.device(), partial.size(0));
+  return total;
+}
+
 }  // namespace tigon::ops

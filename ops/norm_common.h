@@ -1,5 +1,5 @@
 // What the row-wise ops (norms, SwiGLU) share: input checks, the (rows, N) view, and the
-// size of the persistent backward grid.
+// size of the persistent backward grid and the sum of its per-program partials.
 #pragma once
 #include <ATen/ATen.h>
 
@@ -19,5 +19,9 @@ at::Tensor rowsOf(const at::Tensor &x);
 // latency, few enough that their per-program partial sums (programs x N floats) stay small.
 // Returns {programs, rows per program}.
 std::pair<int64_t, int64_t> backwardGrid(int64_t m, const at::Device &device);
+
+// The column sums of a backward kernel's partials (programs, N) f32, as a new (N,) tensor of
+// `type` (column_sum.tile: deterministic, no atomics).
+at::Tensor columnSum(const at::Tensor &partial, at::ScalarType type);
 
 }  // namespace tigon::ops

@@ -58,14 +58,7 @@ std::tuple<at::Tensor, at::Tensor> rms_norm_bwd(const at::Tensor &dy, const at::
               x.device(), m);
   else
     partial.zero_();
-  at::Tensor dw;
-  if (weight) {
-    dw = at::empty({n}, weight->options());
-    runKernel(mod, "rms_norm_dw_reduce", {{"T", ir::dtypeName(dtypeOf(dw))}, {"N", std::to_string(n)}},
-              {tensorArg(partial), tensorArg(dw)}, x.device(), programs);
-  } else {
-    dw = at::empty({0}, x.options());
-  }
+  at::Tensor dw = weight ? columnSum(partial, weight->scalar_type()) : at::empty({0}, x.options());
   return {dx.view(x.sizes()), dw};
 }
 

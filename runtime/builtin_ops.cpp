@@ -7,9 +7,9 @@ namespace tigon {
 
 const std::vector<BuiltinOp> &builtinOps() {
   static const std::vector<BuiltinOp> ops = {
-      {"rms_norm", "rms_norm.tile", "rms_norm_fwd", {"rms_norm_bwd", "rms_norm_dw_reduce"}, "N", "T",
+      {"rms_norm", "rms_norm.tile", "rms_norm_fwd", {"rms_norm_bwd"}, "N", "T",
        "RMSNorm over the last dimension (Llama casting), backward gives dx and dw"},
-      {"layer_norm", "layer_norm.tile", "layer_norm_fwd", {"layer_norm_bwd", "layer_norm_dwb_reduce"}, "N", "T",
+      {"layer_norm", "layer_norm.tile", "layer_norm_fwd", {"layer_norm_bwd"}, "N", "T",
        "LayerNorm over the last dimension (torch/HF), optional weight and bias, backward gives dx, dw, db"},
       {"rope", "rope.tile", "rope_fwd", {"rope_bwd"}, "R", "T",
        "HF rotate-half RoPE on strided (B, H, S, D) q or k, partial rotary R <= D, vision layout"},

@@ -457,9 +457,9 @@ int main(int argc, char **argv) {
       {
         for (D dt : {D::F32, D::BF16}) {
           Case c;
-          c.label = fmt::format("layer_norm_dwb_reduce {} P=37 N=1000", ir::dtypeName(dt));
-          c.kernel = "layer_norm_dwb_reduce";
-          c.file = "layer_norm.tile";
+          c.label = fmt::format("column_sum {} P=37 N=1000", ir::dtypeName(dt));
+          c.kernel = "column_sum";
+          c.file = "column_sum.tile";
           c.fixed = {{"T", ir::dtypeName(dt)}, {"N", "1000"}};
           int p = c.tensor(D::F32, {37, 1000});
           c.tensor(dt, {1000}, {}, -1, true);
