@@ -130,7 +130,8 @@ void scale_unless_one_(at::TensorList tensors, const at::Tensor &g) {
                       ": a non-contiguous tensor must have a contiguous last dimension, got strides ", x.strides());
     at::Tensor rows = flat ? x.view({1, x.numel()}) : x.view({-1, x.size(-1)});
     runKernel(builtinModule("loss_reduce.tile"), "scale_unless_one", {{"T", ir::dtypeName(dtypeOf(x))}},
-              {tensorArg(rows), tensorArg(g1)}, x.device(), rows.size(0), /*tune=*/false);
+              {tensorArg(rows), tensorArg(g1), KernelArg::ofInt(4 * parallelism(x.device()))}, x.device(),
+              rows.size(0), /*tune=*/false);
   }
 }
 

@@ -44,19 +44,32 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> layer_norm_bwd(const at::Tensor &
   TORCH_CHECK_VALUE(dy.sizes() == x.sizes() && dy.scalar_type() == x.scalar_type(),
                     "layer_norm backward: grad_output must match x in shape and dtype");
   at::Tensor x2 = rowsOf(x), dy2 = rowsOf(dy);
+  at::Tensor mean1 = mean.reshape({-1}).contiguous(), rstd1 = rstd.reshape({-1}).contiguous();
   int64_t m = x2.size(0), n = x2.size(1);
-  auto [programs, rowsPer] = backwardGrid(m, x.device());
+  // wide rows: dx alone, then dw and db by column blocks (layer_norm_bwd's per-thread
+  // accumulators, 2 x N / threads values, spill past N = 8192)
+  bool wide = n > 8192;
+  auto [programs, rowsPer] = wide ? columnBlockGrid(m, n, x.device()) : backwardGrid(m, x.device());
   auto f32 = x.options().dtype(at::kFloat);
   at::Tensor dx = at::empty_like(x2);
   at::Tensor dwPartial = at::zeros({programs, weight ? n : 0}, f32), dbPartial = at::zeros({programs, has_bias ? n : 0}, f32);
   const TileModule &mod = builtinModule("layer_norm.tile");
   Bindings b = {{"T", ir::dtypeName(dtypeOf(x))}, {"N", std::to_string(n)}};
-  if (m > 0)
+  at::Tensor w = paramOrEmpty(weight, x);
+  if (m > 0 && !wide)
     runKernel(mod, "layer_norm_bwd", b,
-              {tensorArg(dy2), tensorArg(x2), tensorArg(paramOrEmpty(weight, x)), tensorArg(mean.reshape({-1}).contiguous()),
-               tensorArg(rstd.reshape({-1}).contiguous()), KernelArg::ofInt(rowsPer), tensorArg(dx), tensorArg(dwPartial),
-               tensorArg(dbPartial)},
+              {tensorArg(dy2), tensorArg(x2), tensorArg(w), tensorArg(mean1), tensorArg(rstd1), KernelArg::ofInt(rowsPer),
+               tensorArg(dx), tensorArg(dwPartial), tensorArg(dbPartial)},
               x.device(), m);
+  if (m > 0 && wide) {
+    if (weight || has_bias)
+      runKernel(mod, "layer_norm_weight_grads", b,
+                {tensorArg(dy2), tensorArg(x2), tensorArg(mean1), tensorArg(rstd1), KernelArg::ofInt(rowsPer),
+                 tensorArg(dwPartial), tensorArg(dbPartial)},
+                x.device(), m);
+    runKernel(mod, "layer_norm_bwd_dx", b,
+              {tensorArg(dy2), tensorArg(x2), tensorArg(w), tensorArg(mean1), tensorArg(rstd1), tensorArg(dx)}, x.device(), m);
+  }
   at::Tensor dw = weight ? columnSum(dwPartial, weight->scalar_type()) : at::empty({0}, x.options());
   at::Tensor db = has_bias ? columnSum(dbPartial, weight ? weight->scalar_type() : x.scalar_type()) : at::empty({0}, x.options());
   return {dx.view(x.sizes()), dw, db};

@@ -2,6 +2,8 @@
 
 #include "ops/torch_bridge.h"
 
+#include <algorithm>
+
 namespace tigon::ops {
 
 void checkFloatTensor(const char *op, const char *name, const at::Tensor &x) {
@@ -30,6 +32,13 @@ std::pair<int64_t, int64_t> backwardGrid(int64_t m, const at::Device &device) {
   int64_t programs = std::max<int64_t>(1, std::min<int64_t>(m, perSm * parallelism(device)));
   int64_t rowsPer = (m + programs - 1) / programs;
   return {(m + rowsPer - 1) / rowsPer, rowsPer};
+}
+
+std::pair<int64_t, int64_t> columnBlockGrid(int64_t m, int64_t n, const at::Device &device) {
+  // about 4 programs per SM with blocks of 512 columns (the tune spaces hold 256 to 1024)
+  int64_t groups = std::clamp<int64_t>(4 * parallelism(device) * 512 / std::max<int64_t>(n, 1), 1, std::max<int64_t>(m, 1));
+  int64_t rowsPer = (std::max<int64_t>(m, 1) + groups - 1) / groups;
+  return {(std::max<int64_t>(m, 1) + rowsPer - 1) / rowsPer, rowsPer};
 }
 
 at::Tensor columnSum(const at::Tensor &partial, at::ScalarType type) {

@@ -20,6 +20,10 @@ at::Tensor rowsOf(const at::Tensor &x);
 // Returns {programs, rows per program}.
 std::pair<int64_t, int64_t> backwardGrid(int64_t m, const at::Device &device);
 
+// How many row groups a backward kernel over column blocks (grid (groups, column blocks)) gets
+// for M rows of N columns: about 4 programs per SM in all. Returns {groups, rows per group}.
+std::pair<int64_t, int64_t> columnBlockGrid(int64_t m, int64_t n, const at::Device &device);
+
 // The column sums of a backward kernel's partials (programs, N) f32, as a new (N,) tensor of
 // `type` (column_sum.tile: deterministic, no atomics).
 at::Tensor columnSum(const at::Tensor &partial, at::ScalarType type);

@@ -1,4 +1,4 @@
-// layer_norm.tile (forward, backward, partial-sum reduce) in the interpreter against
+// layer_norm.tile (forward, the fused and the wide-row backward, partial-sum reduce) in the interpreter against
 // torch::layer_norm in float64 with autograd.
 #include "tests/torch/torch_reference.h"
 
@@ -50,31 +50,45 @@ TEST_CASE("layer_norm: interpreter forward and backward match a float64 LibTorch
           CHECK(relErr(rstd, rstd64) < 1e-5);
           CHECK(relErr(y, y64.detach()) < tolerance(dt));
 
-          // backward: dx, per-program partials of dw and db, then their sums
+          // backward: dx, per-program partials of dw and db, then their sums; both the fused
+          // kernel and the wide-row pair (dx alone, then dw and db by column blocks)
           y64.backward(dy.to(torch::kFloat64));
           int64_t programs = std::min<int64_t>(m, 3), rowsPer = (m + programs - 1) / programs;
-          torch::Tensor dx = poisoned({m, n}, dt);
-          torch::Tensor dwPartial = poisoned({programs, hasW ? n : 0}, ir::DType::F32);
-          torch::Tensor dbPartial = poisoned({programs, hasB ? n : 0}, ir::DType::F32);
-          interpret(specialize(mod, "layer_norm_bwd", bind),
-                    {arg(dy, dt), arg(x, dt), arg(w, dt), arg(mean, ir::DType::F32), arg(rstd, ir::DType::F32),
-                     KernelArg::ofInt(rowsPer), arg(dx, dt), arg(dwPartial, ir::DType::F32), arg(dbPartial, ir::DType::F32)});
           // dx is a difference of terms of size dy * w * rstd (exactly 0 at N = 1)
           torch::Tensor wEff = hasW ? w64.detach() : torch::ones({n}, torch::kFloat64);
           double dxScale = (dy.to(torch::kFloat64) * wEff * rstd64.unsqueeze(-1)).norm().item<double>();
-          CHECK(relErr(dx, x64.grad(), dxScale) < tolerance(dt));
           ir::Function reduce = specialize(builtinModule("column_sum.tile"), "column_sum", {{"T", tn}, {"N", std::to_string(n)}, {"PB", "4"}});
-          if (hasW) {
-            torch::Tensor dw = poisoned({n}, dt);
-            interpret(reduce, {arg(dwPartial, ir::DType::F32), arg(dw, dt)});
-            // at N = 1, xhat = 0 and dw is 0 (the float64 reference holds rounding noise)
-            double dwScale = n == 1 ? dy.to(torch::kFloat64).abs().sum(0).norm().item<double>() : 0.0;
-            CHECK(relErr(dw, w64.grad(), dwScale) < tolerance(dt));
-          }
-          if (hasB) {
-            torch::Tensor db = poisoned({n}, dt);
-            interpret(reduce, {arg(dbPartial, ir::DType::F32), arg(db, dt)});
-            CHECK(relErr(db, b64.grad()) < tolerance(dt));
+          for (bool wide : {false, true}) {
+            CAPTURE(wide);
+            torch::Tensor dx = poisoned({m, n}, dt);
+            torch::Tensor dwPartial = poisoned({programs, hasW ? n : 0}, ir::DType::F32);
+            torch::Tensor dbPartial = poisoned({programs, hasB ? n : 0}, ir::DType::F32);
+            KernelArg dyA = arg(dy, dt), xA = arg(x, dt), meanA = arg(mean, ir::DType::F32), rstdA = arg(rstd, ir::DType::F32);
+            if (!wide) {
+              interpret(specialize(mod, "layer_norm_bwd", bind),
+                        {dyA, xA, arg(w, dt), meanA, rstdA, KernelArg::ofInt(rowsPer), arg(dx, dt),
+                         arg(dwPartial, ir::DType::F32), arg(dbPartial, ir::DType::F32)});
+            } else {
+              interpret(specialize(mod, "layer_norm_bwd_dx", bind), {dyA, xA, arg(w, dt), meanA, rstdA, arg(dx, dt)});
+              // 256-column blocks: N = 1000 ends in a partial one; 2 rows per step: odd M ends in half a step
+              Bindings blocks = {{"T", tn}, {"N", std::to_string(n)}, {"ROWS", "2"}, {"COLS", "256"}, {"WARPS", "2"}};
+              interpret(specialize(mod, "layer_norm_weight_grads", blocks),
+                        {dyA, xA, meanA, rstdA, KernelArg::ofInt(rowsPer), arg(dwPartial, ir::DType::F32),
+                         arg(dbPartial, ir::DType::F32)});
+            }
+            CHECK(relErr(dx, x64.grad(), dxScale) < tolerance(dt));
+            if (hasW) {
+              torch::Tensor dw = poisoned({n}, dt);
+              interpret(reduce, {arg(dwPartial, ir::DType::F32), arg(dw, dt)});
+              // at N = 1, xhat = 0 and dw is 0 (the float64 reference holds rounding noise)
+              double dwScale = n == 1 ? dy.to(torch::kFloat64).abs().sum(0).norm().item<double>() : 0.0;
+              CHECK(relErr(dw, w64.grad(), dwScale) < tolerance(dt));
+            }
+            if (hasB) {
+              torch::Tensor db = poisoned({n}, dt);
+              interpret(reduce, {arg(dbPartial, ir::DType::F32), arg(db, dt)});
+              CHECK(relErr(db, b64.grad()) < tolerance(dt));
+            }
           }
         }
 }

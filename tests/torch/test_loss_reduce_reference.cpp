@@ -62,19 +62,21 @@ TEST_CASE("loss_reduce.tile: scale_unless_one scales in place, rounded once, and
     b["T"] = ir::dtypeName(dt);
     ir::Function f = specialize(mod, "scale_unless_one", b);
     for (float g : {1.0f, 0.37f, 3.0f, 0.0f})
-      for (auto [m, n] : {std::pair<int64_t, int64_t>{1, 1}, {1, 100}, {5, 33}, {3, 64}}) {
+      for (auto [m, n] : {std::pair<int64_t, int64_t>{1, 1}, {1, 100}, {5, 33}, {3, 64}})
+        for (int64_t programs : {1, 2, 1000}) {  // each program walks several blocks, or one
         CAPTURE(ir::dtypeName(dt));
         CAPTURE(g);
         CAPTURE(m);
         CAPTURE(n);
+        CAPTURE(programs);
         // rows of a wider tensor (row stride 80 + n): the columns past n must stay as they are
         torch::Tensor base = torch::randn({m, n + 80}).to(torchType(dt)), x = base.narrow(1, 0, n);
         torch::Tensor before = base.clone(), gt = torch::full({1}, g);
-        interpret(f, {arg(x, dt), arg(gt, ir::DType::F32)});
+        interpret(f, {arg(x, dt), arg(gt, ir::DType::F32), KernelArg::ofInt(programs)});
         torch::Tensor want = (before.narrow(1, 0, n).to(torch::kFloat32) * g).to(torchType(dt));
         CHECK(torch::equal(x, want));
         CHECK(torch::equal(base.narrow(1, n, 80), before.narrow(1, n, 80)));
         if (g == 1.0f) CHECK(torch::equal(base, before));
-      }
+        }
   }
 }
