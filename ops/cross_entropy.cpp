@@ -2,8 +2,10 @@
 // and the per-row lse, with the gradient of the reduced loss fused into the forward, or from a
 // per-row upstream gradient in the backward (reduction="none"). A forward launches three
 // kernels and no torch ones (loss_setup, the cross-entropy kernel, loss_reduce: see
-// kernels_src/loss_reduce.tile) and syncs once, to raise on a target outside [0, V) that is
-// not ignore_index.
+// kernels_src/loss_reduce.tile). A target outside [0, V) that is not ignore_index raises a
+// ValueError: the forward syncs once to check, or (check_targets = false) hands out the counter
+// for raise_on_bad_target to check later (the backward, after launching its kernels), so a
+// training step's forward never waits for the GPU.
 #include "ops/ops.h"
 #include "ops/torch_bridge.h"
 
@@ -29,7 +31,7 @@ at::Tensor contiguousLast(const at::Tensor &t) { return t.stride(-1) == 1 ? t : 
 }  // namespace
 
 void raiseOnBadTarget(const at::Tensor &error, int64_t v, int64_t ignoreIndex) {
-  int64_t bad = error.item<int>();  // one small copy back: torch raises here too
+  int64_t bad = error.item<int>();  // one small copy back
   TORCH_CHECK_VALUE(bad == 0, "cross_entropy: ", bad, " target(s) outside [0, ", v, ") that are not ignore_index (",
                     ignoreIndex, ")");
 }
@@ -80,10 +82,10 @@ at::Tensor cross_entropy_rows(const at::Tensor &logits, const at::Tensor &target
   return grad;
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> cross_entropy_fwd(const at::Tensor &logits, const at::Tensor &target,
-                                                                 int64_t ignore_index, double label_smoothing,
-                                                                 double lse_square_scale, double softcap, bool with_grad,
-                                                                 bool grad_in_logits, c10::string_view reduction) {
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> cross_entropy_fwd(
+    const at::Tensor &logits, const at::Tensor &target, int64_t ignore_index, double label_smoothing,
+    double lse_square_scale, double softcap, bool with_grad, bool grad_in_logits, c10::string_view reduction,
+    bool check_targets) {
   checkInputs(logits, target);
   at::Tensor t = lossTarget(target);
   auto [stats, error] = lossSetup(t, ignore_index, reduction);
@@ -92,8 +94,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> cross_entropy_fwd(const at::Tenso
   at::Tensor grad = cross_entropy_rows(logits, t, ignore_index, label_smoothing, lse_square_scale, softcap, with_grad,
                                        grad_in_logits, stats.narrow(0, 0, 1), error, rows, lse);
   at::Tensor loss = lossReduce(rows, stats, reduction);  // launched before the wait of the check
-  raiseOnBadTarget(error, logits.size(1), ignore_index);
-  return {loss, lse, grad};
+  if (check_targets) raiseOnBadTarget(error, logits.size(1), ignore_index);
+  return {loss, lse, grad, error};
 }
 
 at::Tensor cross_entropy_bwd(const at::Tensor &logits, const at::Tensor &target, const at::Tensor &lse,
@@ -112,6 +114,13 @@ at::Tensor cross_entropy_bwd(const at::Tensor &logits, const at::Tensor &target,
               {{"T", ir::dtypeName(dtypeOf(z))}}, args, logits.device(), z.size(0));
   }
   return grad;
+}
+
+void raise_on_bad_target(const at::Tensor &error, int64_t num_classes, int64_t ignore_index) {
+  TORCH_CHECK_VALUE(error.numel() == 1 && error.scalar_type() == at::kInt,
+                    "raise_on_bad_target: error must be the int32 counter a loss forward returned, got ",
+                    error.scalar_type(), " of shape ", error.sizes());
+  raiseOnBadTarget(error, num_classes, ignore_index);
 }
 
 void scale_unless_one_(at::TensorList tensors, const at::Tensor &g) {

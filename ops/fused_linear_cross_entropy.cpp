@@ -84,7 +84,7 @@ std::vector<at::Tensor> fused_linear_cross_entropy_fwd(const at::Tensor &x, cons
                                                        const std::optional<at::Tensor> &bias, int64_t ignore_index,
                                                        double label_smoothing, double lse_square_scale, double softcap,
                                                        bool with_grad, c10::string_view reduction, bool accum_f32,
-                                                       int64_t chunk_rows) {
+                                                       int64_t chunk_rows, bool check_targets) {
   checkInputs(x, weight, target, bias);
   at::Tensor t = lossTarget(target);
   auto [stats, error] = lossSetup(t, ignore_index, reduction);
@@ -105,10 +105,10 @@ std::vector<at::Tensor> fused_linear_cross_entropy_fwd(const at::Tensor &x, cons
               with_grad && bias ? &db : nullptr);
   });
   at::Tensor loss = lossReduce(rowLoss, stats, reduction);  // launched before the wait of the check
-  raiseOnBadTarget(error, w.size(0), ignore_index);
+  if (check_targets) raiseOnBadTarget(error, w.size(0), ignore_index);
   auto none = at::empty({0}, x.options());
   return {loss, lse, with_grad ? dx : none, with_grad ? dw.to(weight.scalar_type()) : none,
-          with_grad && bias ? db.to(bias->scalar_type()) : none};
+          with_grad && bias ? db.to(bias->scalar_type()) : none, error};
 }
 
 std::vector<at::Tensor> fused_linear_cross_entropy_bwd(const at::Tensor &x, const at::Tensor &weight, const at::Tensor &target,

@@ -54,26 +54,30 @@ at::Tensor cross_entropy_rows(const at::Tensor &logits, const at::Tensor &target
                               const at::Tensor &loss, const at::Tensor &lse);
 // Raises torch's ValueError if cross_entropy_rows counted bad targets into error (a host sync).
 void raiseOnBadTarget(const at::Tensor &error, int64_t v, int64_t ignoreIndex);
-// [loss, lse, grad]: the loss reduced for `reduction` ("none": per row), the per-row lse, and
-// with with_grad the gradient of that loss (of the sum of rows for "none"). Three launches
-// (lossSetup, cross_entropy_rows, lossReduce) and one host sync (raiseOnBadTarget).
-std::tuple<at::Tensor, at::Tensor, at::Tensor> cross_entropy_fwd(const at::Tensor &logits, const at::Tensor &target,
-                                                                 int64_t ignore_index, double label_smoothing,
-                                                                 double lse_square_scale, double softcap, bool with_grad,
-                                                                 bool grad_in_logits, c10::string_view reduction);
+// [loss, lse, grad, error]: the loss reduced for `reduction` ("none": per row), the per-row lse,
+// with with_grad the gradient of that loss (of the sum of rows for "none"), and the bad-target
+// counter. Three launches (lossSetup, cross_entropy_rows, lossReduce); with check_targets one
+// host sync (raiseOnBadTarget), else none: the caller checks error later (raise_on_bad_target).
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> cross_entropy_fwd(
+    const at::Tensor &logits, const at::Tensor &target, int64_t ignore_index, double label_smoothing,
+    double lse_square_scale, double softcap, bool with_grad, bool grad_in_logits, c10::string_view reduction,
+    bool check_targets);
+// raiseOnBadTarget on the counter a loss forward returned (check_targets = false).
+void raise_on_bad_target(const at::Tensor &error, int64_t num_classes, int64_t ignore_index);
 // The gradient of the logits for a per-row upstream gradient, from the saved lse.
 at::Tensor cross_entropy_bwd(const at::Tensor &logits, const at::Tensor &target, const at::Tensor &lse,
                              const at::Tensor &grad_rows, int64_t ignore_index, double label_smoothing,
                              double lse_square_scale, double softcap, bool grad_in_logits);
 
-// Fused linear cross-entropy: [loss, lse, dx, dw, db]: the loss reduced for `reduction` (per
-// row for "none"), the per-row lse, and the gradients of that loss when with_grad (empty tensors
-// otherwise); chunk_rows <= 0 picks the chunk size.
+// Fused linear cross-entropy: [loss, lse, dx, dw, db, error]: the loss reduced for `reduction`
+// (per row for "none"), the per-row lse, the gradients of that loss when with_grad (empty tensors
+// otherwise) and the bad-target counter (checked here with check_targets, as cross_entropy_fwd);
+// chunk_rows <= 0 picks the chunk size.
 std::vector<at::Tensor> fused_linear_cross_entropy_fwd(const at::Tensor &x, const at::Tensor &weight, const at::Tensor &target,
                                                        const std::optional<at::Tensor> &bias, int64_t ignore_index,
                                                        double label_smoothing, double lse_square_scale, double softcap,
                                                        bool with_grad, c10::string_view reduction, bool accum_f32,
-                                                       int64_t chunk_rows);
+                                                       int64_t chunk_rows, bool check_targets);
 // [dx, dw, db] for a per-row upstream gradient (reduction="none"), recomputing the logits.
 std::vector<at::Tensor> fused_linear_cross_entropy_bwd(const at::Tensor &x, const at::Tensor &weight, const at::Tensor &target,
                                                        const std::optional<at::Tensor> &bias, const at::Tensor &lse,

@@ -15,12 +15,15 @@ TORCH_LIBRARY(tigon, m) {
   m.def("swiglu_fwd(Tensor a, Tensor b) -> Tensor");
   m.def("swiglu_bwd(Tensor dc, Tensor a, Tensor b) -> (Tensor, Tensor)");
   m.def("cross_entropy_fwd(Tensor logits, Tensor target, int ignore_index, float label_smoothing, float lse_square_scale, "
-        "float softcap, bool with_grad, bool grad_in_logits, str reduction) -> (Tensor, Tensor, Tensor)");
+        "float softcap, bool with_grad, bool grad_in_logits, str reduction, bool check_targets) -> "
+        "(Tensor, Tensor, Tensor, Tensor)");
   m.def("cross_entropy_bwd(Tensor logits, Tensor target, Tensor lse, Tensor grad_rows, int ignore_index, "
         "float label_smoothing, float lse_square_scale, float softcap, bool grad_in_logits) -> Tensor");
   m.def("fused_linear_cross_entropy_fwd(Tensor x, Tensor weight, Tensor target, Tensor? bias, int ignore_index, "
         "float label_smoothing, float lse_square_scale, float softcap, bool with_grad, str reduction, bool accum_f32, "
-        "int chunk_rows) -> Tensor[]");
+        "int chunk_rows, bool check_targets) -> Tensor[]");
+  // ValueError if a loss forward run with check_targets=False counted bad targets (a host sync)
+  m.def("raise_on_bad_target(Tensor error, int num_classes, int ignore_index) -> ()");
   m.def("fused_linear_cross_entropy_bwd(Tensor x, Tensor weight, Tensor target, Tensor? bias, Tensor lse, "
         "Tensor grad_rows, int ignore_index, float label_smoothing, float lse_square_scale, float softcap, bool accum_f32, "
         "int chunk_rows) -> Tensor[]");
@@ -42,6 +45,7 @@ TORCH_LIBRARY_IMPL(tigon, CompositeExplicitAutograd, m) {
   m.impl("swiglu_bwd", &tigon::ops::swiglu_bwd);
   m.impl("cross_entropy_fwd", &tigon::ops::cross_entropy_fwd);
   m.impl("cross_entropy_bwd", &tigon::ops::cross_entropy_bwd);
+  m.impl("raise_on_bad_target", &tigon::ops::raise_on_bad_target);
   m.impl("fused_linear_cross_entropy_fwd", &tigon::ops::fused_linear_cross_entropy_fwd);
   m.impl("fused_linear_cross_entropy_bwd", &tigon::ops::fused_linear_cross_entropy_bwd);
   m.impl("scale_unless_one_", &tigon::ops::scale_unless_one_);

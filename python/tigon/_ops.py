@@ -250,11 +250,34 @@ def _loss_shape(n, reduction):
 
 @torch.library.register_fake("tigon::cross_entropy_fwd")
 def _ce_fwd_fake(logits, target, ignore_index, label_smoothing, lse_square_scale, softcap, with_grad, grad_in_logits,
-                 reduction):
+                 reduction, check_targets):
     n = logits.shape[0]
     grad = logits.new_empty(logits.shape if with_grad else (0,))
     loss = logits.new_empty(_loss_shape(n, reduction), dtype=torch.float32)
-    return loss, logits.new_empty(n, dtype=torch.float32), grad
+    return loss, logits.new_empty(n, dtype=torch.float32), grad, _error_fake(target)
+
+
+def _error_fake(target):
+    return target.new_empty(1, dtype=torch.int32)
+
+
+@torch.library.register_fake("tigon::raise_on_bad_target")
+def _raise_on_bad_target_fake(error, num_classes, ignore_index):
+    return None
+
+
+def _defer_target_check(with_grad):
+    """Whether a loss forward leaves its bad-target check to the backward: with a fused
+    gradient, in eager mode. The check reads a counter back from the GPU; in the backward it
+    comes after the backward's kernels are launched, so a training step's forward never waits
+    for the GPU. Without gradients (or traced), the forward checks."""
+    return with_grad and not torch.compiler.is_compiling()
+
+
+def _check_deferred_targets(ctx):
+    """The bad-target check a forward left to this backward (see _defer_target_check)."""
+    if ctx.deferred_check is not None:
+        torch.ops.tigon.raise_on_bad_target(*ctx.deferred_check)
 
 
 @torch.library.register_fake("tigon::cross_entropy_bwd")
@@ -264,25 +287,28 @@ def _ce_bwd_fake(logits, target, lse, grad_rows, ignore_index, label_smoothing, 
 
 
 def _ce_setup(ctx, inputs, output):
-    logits, target, ignore_index, ls, z, softcap, with_grad, _in_logits, _reduction = inputs
-    _auxiliary(ctx, output[1], output[2])
+    logits, target, ignore_index, ls, z, softcap, with_grad, _in_logits, _reduction, check_targets = inputs
+    _auxiliary(ctx, *output[1:])
     ctx.options = (ignore_index, ls, z, softcap)
     ctx.fused = with_grad
+    ctx.deferred_check = None if check_targets else (output[3], logits.shape[1], ignore_index)
     if with_grad:  # the gradient of the reduced loss, from the forward
         ctx.save_for_backward(output[2])
     else:
         ctx.save_for_backward(logits, target, output[1])
 
 
-def _ce_backward(ctx, g_loss, _g_lse, _g_grad):
+def _ce_backward(ctx, g_loss, _g_lse, _g_grad, _g_error):
     if g_loss is None:
-        return None, None, None, None, None, None, None, None, None
+        _check_deferred_targets(ctx)
+        return (None,) * 10
     if ctx.fused:  # the gradient came with the forward, for the reduced loss
         grad, = _fused_grads(ctx, "cross_entropy", g_loss, 1)
-        return grad, None, None, None, None, None, None, None, None
+        _check_deferred_targets(ctx)
+        return (grad,) + (None,) * 9
     saved, target, lse = ctx.saved_tensors  # reduction="none": g_loss has one value per row
     grad = torch.ops.tigon.cross_entropy_bwd(saved, target, lse, g_loss, *ctx.options, False)
-    return grad, None, None, None, None, None, None, None, None
+    return (grad,) + (None,) * 9
 
 
 torch.library.register_autograd("tigon::cross_entropy_fwd", _ce_backward, setup_context=_ce_setup)
@@ -304,24 +330,29 @@ def cross_entropy(logits: torch.Tensor, target: torch.Tensor, ignore_index: int 
     the same pass as the loss for "mean" and "sum" (so these support one backward per call:
     a second through the same graph, with retain_graph=True, raises RuntimeError);
     ``grad_in_logits=True`` writes it over the logits (saves memory; the logits are lost). A
-    target outside [0, V) raises ValueError."""
+    target outside [0, V) that is not ignore_index raises ValueError: in the forward, or, when
+    the forward computes the gradient ("mean"/"sum" with grad, eager), in the backward, so the
+    forward never waits for the GPU (its loss is NaN then, and a forward whose backward never
+    runs reports nothing else)."""
     _local_only("cross_entropy", logits=logits, target=target)
     opts = _loss_options(ignore_index, reduction, label_smoothing, lse_square_scale, softcap, "cross_entropy")
     with_grad = reduction != "none" and torch.is_grad_enabled() and logits.requires_grad
-    loss, _lse, _grad = torch.ops.tigon.cross_entropy_fwd(logits, target, *opts, with_grad, grad_in_logits and with_grad,
-                                                          reduction)
+    loss, _lse, _grad, _error = torch.ops.tigon.cross_entropy_fwd(logits, target, *opts, with_grad,
+                                                                  grad_in_logits and with_grad, reduction,
+                                                                  not _defer_target_check(with_grad))
     return loss
 
 
 # ---- fused linear cross-entropy -----------------------------------------------------------
 
 @torch.library.register_fake("tigon::fused_linear_cross_entropy_fwd")
-def _flce_fwd_fake(x, weight, target, bias, ignore_index, ls, z, softcap, with_grad, reduction, accum_f32, chunk_rows):
+def _flce_fwd_fake(x, weight, target, bias, ignore_index, ls, z, softcap, with_grad, reduction, accum_f32, chunk_rows,
+                   check_targets):
     n = x.shape[0]
     none = x.new_empty(0)
     return [x.new_empty(_loss_shape(n, reduction), dtype=torch.float32), x.new_empty(n, dtype=torch.float32),
             x.new_empty(x.shape) if with_grad else none, weight.new_empty(weight.shape) if with_grad else none,
-            bias.new_empty(bias.shape) if with_grad and bias is not None else none]
+            bias.new_empty(bias.shape) if with_grad and bias is not None else none, _error_fake(target)]
 
 
 @torch.library.register_fake("tigon::fused_linear_cross_entropy_bwd")
@@ -331,9 +362,10 @@ def _flce_bwd_fake(x, weight, target, bias, lse, grad_rows, ignore_index, ls, z,
 
 
 def _flce_setup(ctx, inputs, output):
-    x, weight, target, bias, ignore_index, ls, z, softcap, with_grad, _reduction, accum_f32, chunk_rows = inputs
+    x, weight, target, bias, ignore_index, ls, z, softcap, with_grad, _reduction, accum_f32, chunk_rows, check = inputs
     _auxiliary(ctx, *output[1:])
     ctx.fused = with_grad
+    ctx.deferred_check = None if check else (output[5], weight.shape[0], ignore_index)
     ctx.has_bias = bias is not None
     ctx.options = (ignore_index, ls, z, softcap)
     ctx.accum = (accum_f32, chunk_rows)
@@ -346,16 +378,18 @@ def _flce_setup(ctx, inputs, output):
 def _flce_backward(ctx, grads_out):
     g_rows = grads_out[0]  # the op returns a list: its gradients come as one list
     if g_rows is None:
-        return None, None, None, None, None, None, None, None, None, None, None, None
+        _check_deferred_targets(ctx)
+        return (None,) * 13
     if ctx.fused:  # the gradients came with the forward, for the reduced loss
         grads = _fused_grads(ctx, "fused_linear_cross_entropy", g_rows, 3 if ctx.has_bias else 2)
         grads = grads if ctx.has_bias else grads + (None,)
+        _check_deferred_targets(ctx)
     else:
         x, weight, target, bias, lse = ctx.saved_tensors
         dx, dw, db = torch.ops.tigon.fused_linear_cross_entropy_bwd(x, weight, target, bias, lse, g_rows, *ctx.options,
                                                                      *ctx.accum)
         grads = (dx, dw, db if ctx.has_bias else None)
-    return grads[0], grads[1], None, grads[2], None, None, None, None, None, None, None, None
+    return grads[0], grads[1], None, grads[2], None, None, None, None, None, None, None, None, None
 
 
 torch.library.register_autograd("tigon::fused_linear_cross_entropy_fwd", _flce_backward, setup_context=_flce_setup)
@@ -370,7 +404,8 @@ def fused_linear_cross_entropy(x: torch.Tensor, weight: torch.Tensor, target: to
     rows go through in chunks (``chunk_rows``, 0: about 256 MiB of logits at a time). x is
     (N, H) or (..., H) with target of the matching leading shape. ``accum_dtype=torch.float32``
     accumulates dW in float32. For "mean" and "sum" the gradients are computed with the loss
-    (one backward per call: a second through the same graph raises RuntimeError)."""
+    (one backward per call: a second through the same graph raises RuntimeError). Bad targets
+    raise ValueError as in ``cross_entropy``."""
     _local_only("fused_linear_cross_entropy", x=x, weight=weight, target=target, bias=bias)
     opts = _loss_options(ignore_index, reduction, label_smoothing, lse_square_scale, softcap,
                          "fused_linear_cross_entropy")
@@ -378,6 +413,7 @@ def fused_linear_cross_entropy(x: torch.Tensor, weight: torch.Tensor, target: to
     needs = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad or
                                          (bias is not None and bias.requires_grad))
     with_grad = reduction != "none" and needs
-    loss, _lse, _dx, _dw, _db = torch.ops.tigon.fused_linear_cross_entropy_fwd(
-        x2, weight, t2, bias, *opts, with_grad, reduction, accum_dtype == torch.float32, int(chunk_rows))
+    loss, _lse, _dx, _dw, _db, _error = torch.ops.tigon.fused_linear_cross_entropy_fwd(
+        x2, weight, t2, bias, *opts, with_grad, reduction, accum_dtype == torch.float32, int(chunk_rows),
+        not _defer_target_check(with_grad))
     return loss.view(target.shape) if reduction == "none" else loss

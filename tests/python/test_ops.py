@@ -220,8 +220,13 @@ def test_cross_entropy_masked_and_shifted_logits(device, dtype, reduction, ls, s
 @pytest.mark.parametrize("device", DEVICES)
 def test_cross_entropy_errors_and_in_place(device):
     logits = torch.randn(4, 50, device=device, requires_grad=True)
+    bad = torch.tensor([1, 2, 50, 3], device=device)
+    with torch.no_grad(), pytest.raises(ValueError, match="outside \\[0, 50\\)"):
+        tigon.cross_entropy(logits, bad)  # no gradient: the forward checks
+    loss = tigon.cross_entropy(logits, bad)  # the gradient fused: the backward checks
+    assert torch.isnan(loss)
     with pytest.raises(ValueError, match="outside \\[0, 50\\)"):
-        tigon.cross_entropy(logits, torch.tensor([1, 2, 50, 3], device=device))
+        loss.backward()
     with pytest.raises(ValueError, match="reduction"):
         tigon.cross_entropy(logits, torch.tensor([1, 2, 3, 4], device=device), reduction="avg")
     # the gradient written over the logits: same loss, same gradient, logits overwritten
@@ -291,7 +296,11 @@ def test_cross_entropy_loss_is_deterministic(device):
 def test_cross_entropy_bad_target_names_the_count(device, reduction):
     logits = torch.randn(5, 30, device=device, requires_grad=True)
     t = torch.tensor([1, 30, 2, -7, -100], device=device)
-    with pytest.raises(ValueError, match="2 target\\(s\\) outside \\[0, 30\\) that are not ignore_index \\(-100\\)"):
+    message = "2 target\\(s\\) outside \\[0, 30\\) that are not ignore_index \\(-100\\)"
+    with pytest.raises(ValueError, match=message):  # in the forward ("none") or the backward
+        tigon.cross_entropy(logits, t, reduction=reduction).sum().backward()
+    assert logits.grad is None
+    with torch.no_grad(), pytest.raises(ValueError, match=message):
         tigon.cross_entropy(logits, t, reduction=reduction)
 
 
@@ -358,7 +367,10 @@ def test_fused_linear_cross_entropy_bad_target(device, reduction):
     x = torch.randn(6, 8, device=device, requires_grad=True)
     w = torch.randn(50, 8, device=device, requires_grad=True)
     t = torch.tensor([1, -5, 3, 4, 5, 50], device=device)  # in the first and the last chunk of 2 rows
-    with pytest.raises(ValueError, match="2 target\\(s\\) outside \\[0, 50\\)"):
+    with pytest.raises(ValueError, match="2 target\\(s\\) outside \\[0, 50\\)"):  # forward or backward
+        tigon.fused_linear_cross_entropy(x, w, t, reduction=reduction, chunk_rows=2).sum().backward()
+    assert x.grad is None and w.grad is None
+    with torch.no_grad(), pytest.raises(ValueError, match="2 target\\(s\\) outside \\[0, 50\\)"):
         tigon.fused_linear_cross_entropy(x, w, t, reduction=reduction, chunk_rows=2)
 
 
