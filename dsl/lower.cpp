@@ -1213,15 +1213,17 @@ bool Lowerer::bindGenerics() {
           ok = false;
           continue;
         }
-        if (value < 1) {
-          error(g.loc, fmt::format("{} must be a positive integer, got {}", g.name, value));
+        // a const may be 0: a flag that specializes (loops over where(FLAG == 0, 0, n) vanish)
+        if (value < (g.kind == GenericParam::Kind::Const ? 0 : 1)) {
+          error(g.loc, fmt::format("{} must be a {} integer, got {}", g.name,
+                                   g.kind == GenericParam::Kind::Const ? "non-negative" : "positive", value));
           ok = false;
           continue;
         }
         d = Dim::of(value);
         f_.bindings[g.name] = std::to_string(value);
         if (g.name == "WARPS") {
-          if (value > 32 || (value & (value - 1))) {
+          if (value < 1 || value > 32 || (value & (value - 1))) {
             error(g.loc, fmt::format("WARPS must be a power of two from 1 to 32, got {}", value));
             ok = false;
           }

@@ -77,7 +77,9 @@ at::Tensor cross_entropy_rows(const at::Tensor &logits, const at::Tensor &target
     if (with_grad) args.push_back(tensorArg(grad_scale));
     args.insert(args.end(), {tensorArg(loss), tensorArg(lse), tensorArg(error)});
     if (with_grad && !grad_in_logits) args.push_back(tensorArg(grad));
-    runKernel(builtinModule("cross_entropy.tile"), kernel, {{"T", ir::dtypeName(dtypeOf(z))}}, args, logits.device(), n);
+    Bindings b = {{"T", ir::dtypeName(dtypeOf(z))}, {"CAPPED", softcap != 0 ? "1" : "0"},
+                  {"SMOOTHED", label_smoothing != 0 ? "1" : "0"}};
+    runKernel(builtinModule("cross_entropy.tile"), kernel, b, args, logits.device(), n);
   }
   return grad;
 }
@@ -111,7 +113,7 @@ at::Tensor cross_entropy_bwd(const at::Tensor &logits, const at::Tensor &target,
                                    KernelArg::ofFloat(softcap)};
     if (!grad_in_logits) args.push_back(tensorArg(grad));
     runKernel(builtinModule("cross_entropy.tile"), grad_in_logits ? "cross_entropy_bwd_inplace" : "cross_entropy_bwd",
-              {{"T", ir::dtypeName(dtypeOf(z))}}, args, logits.device(), z.size(0));
+              {{"T", ir::dtypeName(dtypeOf(z))}, {"CAPPED", softcap != 0 ? "1" : "0"}}, args, logits.device(), z.size(0));
   }
   return grad;
 }

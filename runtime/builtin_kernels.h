@@ -5,6 +5,9 @@
 #include <string>
 #include <vector>
 
+#include "dsl/ast.h"
+#include "dsl/lower.h"
+
 namespace tigon {
 
 // file name ("rms_norm.tile") -> source text
@@ -19,7 +22,12 @@ struct BuiltinOp {
                                // every size is a run-time dim, as the vocab of cross_entropy)
   std::string dtypeParam;      // the dtype generic
   std::string summary;
+  Bindings caseFlags = {};     // const flags that pick a case, at the common one (cross_entropy:
+                               // CAPPED=0 SMOOTHED=0); bind them where a kernel declares them
 };
+
+// b plus op.caseFlags that `kernel` declares and b does not bind.
+Bindings withCaseFlags(const BuiltinOp &op, const ast::Kernel &kernel, Bindings b);
 
 const std::vector<BuiltinOp> &builtinOps();
 // Throws tigon::Error listing the ops when `name` is not one.

@@ -19,9 +19,17 @@ const std::vector<BuiltinOp> &builtinOps() {
        "SwiGLU silu(a) * b in f32, backward recomputes silu from a"},
       {"cross_entropy", "cross_entropy.tile", "cross_entropy_fwd",
        {"cross_entropy_fwd_bwd", "cross_entropy_fwd_bwd_inplace", "cross_entropy_bwd", "cross_entropy_bwd_inplace"}, "", "T",
-       "cross-entropy over a run-time vocab: ignore_index, label smoothing, z-loss, softcap; gradient fused or from lse"},
+       "cross-entropy over a run-time vocab: ignore_index, label smoothing, z-loss, softcap; gradient fused or from lse",
+       {{"CAPPED", "0"}, {"SMOOTHED", "0"}}},
   };
   return ops;
+}
+
+Bindings withCaseFlags(const BuiltinOp &op, const ast::Kernel &kernel, Bindings b) {
+  for (const auto &[name, value] : op.caseFlags)
+    for (const ast::GenericParam &g : kernel.generics)
+      if (g.name == name) b.emplace(name, value);  // emplace: a binding already there stays
+  return b;
 }
 
 const BuiltinOp &builtinOp(const std::string &name) {

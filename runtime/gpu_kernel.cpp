@@ -127,9 +127,10 @@ void GpuKernel::launch(const std::vector<KernelArg> &args, CUstream stream) cons
   std::vector<void *> ptrs;
   for (uint64_t &s : slots) ptrs.push_back(&s);
   unsigned threads = unsigned(32 * f_.warps);
-  cuda::check(cuda::driver().cuLaunchKernel(function_, unsigned(grid[0]), unsigned(grid[1]), unsigned(grid[2]), threads, 1, 1, 0,
-                                            stream, ptrs.data(), nullptr),
-              fmt::format("launching kernel '{}' ({})", f_.name, configString(f_.bindings)));
+  CUresult r = cuda::driver().cuLaunchKernel(function_, unsigned(grid[0]), unsigned(grid[1]), unsigned(grid[2]), threads, 1,
+                                              1, 0, stream, ptrs.data(), nullptr);
+  if (r != CUDA_SUCCESS)  // the message is formatted only on failure: this is every call's path
+    cuda::check(r, fmt::format("launching kernel '{}' ({})", f_.name, configString(f_.bindings)));
 }
 
 }  // namespace tigon

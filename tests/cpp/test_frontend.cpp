@@ -49,7 +49,7 @@ TEST_CASE("frontend: every built-in kernel checks and lowers at several sizes") 
           std::string size = even && std::string(n) != "128" && std::string(n) != "4096" ? std::to_string(2 * std::stoi(n)) : n;
           Bindings b = {{op.dtypeParam, t}};
           if (!op.hiddenParam.empty()) b[op.hiddenParam] = size;
-          ir::Function f = specialize(m, k, b);
+          ir::Function f = specialize(m, k, withCaseFlags(op, *m.ast.findKernel(k), b));
           CHECK(ir::verify(f).empty());
           if (!op.hiddenParam.empty()) CHECK(f.bindings.at(op.hiddenParam) == size);
         }
@@ -86,6 +86,21 @@ kernel k<N: const>(x: bf16[N], y: out bf16[N], i: out i64[N]) grid 1 {
   }
   CHECK_THROWS_WITH_AS(lower("kernel k(x: i32[N], y: out i32[N]) grid 1 { y[iota(4)] = x[iota(4)] + 0.5; }", "k", {}),
                        doctest::Contains("a float literal cannot meet i32[4]"), Error);
+}
+
+TEST_CASE("frontend: a const may be 0 (a flag), not negative; WARPS must still be 1 to 32") {
+  const char *src = R"(
+kernel k<F: const>(x: f32[M], y: out f32[1]) grid 1 {
+    var s = zeros([32]);
+    for c0 in range(0, where(F == 0, 0, M), 32) { s = s + x[c0 + iota(32)]; }
+    y[0] = sum(s);
+})";
+  CHECK(lower(src, "k", {{"F", "0"}}).bindings.at("F") == "0");
+  CHECK_THROWS_WITH_AS(lower(src, "k", {{"F", "-1"}}), doctest::Contains("F must be a non-negative integer, got -1"), Error);
+  CHECK_THROWS_WITH_AS(lower("kernel k<WARPS: const>(y: out f32[1]) grid 1 { y[0] = 1.0; }", "k", {{"WARPS", "0"}}),
+                       doctest::Contains("WARPS must be a power of two from 1 to 32, got 0"), Error);
+  CHECK_THROWS_WITH_AS(lower("kernel k<N: const>(y: out f32[N]) grid 1 { y[iota(N)] = zeros([N]); }", "k", {{"N", "0"}}),
+                       doctest::Contains("the length of iota must be between 1 and 2^20, got 0"), Error);
 }
 
 TEST_CASE("frontend: constant expressions fold and size tiles") {

@@ -12,6 +12,7 @@
 #include "codegen/llvm_backend.h"
 #include "codegen_fixtures.h"
 #include "dsl/error.h"
+#include "dsl/frontend.h"
 
 namespace {
 
@@ -174,6 +175,23 @@ TEST_CASE("llvm: row sum over more than 32 lanes goes through shared memory") {
     CHECK(contains(p.ptx, "ld.global.v4.f32"));
     checkAccepted(f, arch);
   }
+}
+
+TEST_CASE("llvm: a loop behind a const flag of 0 is gone from the PTX, its reduction's barrier too") {
+  // how cross_entropy.tile compiles each case as its own kernel (CAPPED, SMOOTHED)
+  const char *src = R"(
+kernel k<F: const>(x: f32[M], y: out f32[1]) grid 1 {
+    var s = 0.0;
+    for once in range(where(F == 0, 0, 1)) { s = sum(x[iota(256)]); }
+    y[0] = s;
+})";
+  TileModule m = loadTileSource("flag.tile", src);
+  codegen::PtxResult on = codegen::compileToPtx(specialize(m, "k", {{"F", "1"}}), "sm_90");
+  codegen::PtxResult off = codegen::compileToPtx(specialize(m, "k", {{"F", "0"}}), "sm_90");
+  CHECK(contains(on.ptx, "bar.sync"));
+  CHECK(contains(on.ptx, "ld.global"));
+  CHECK_FALSE(contains(off.ptx, "bar.sync"));
+  CHECK_FALSE(contains(off.ptx, "ld.global"));
 }
 
 TEST_CASE("llvm: argmax over a row keeps value and index through shuffles and shared memory") {

@@ -226,8 +226,9 @@ Case crossEntropy(const std::string &kind, ir::DType dt, int64_t bt, int64_t v, 
   c.label = fmt::format("{} {} BT={} V={} ls={} z={} cap={}", c.kernel, ir::dtypeName(dt), bt, v, o.smoothing, o.zloss,
                         o.softcap);
   c.file = "cross_entropy.tile";
-  c.fixed = {{"T", ir::dtypeName(dt)}};
   bool inplace = kind.find("inplace") != std::string::npos, bwd = kind.rfind("bwd", 0) == 0;
+  c.fixed = {{"T", ir::dtypeName(dt)}, {"CAPPED", o.softcap != 0 ? "1" : "0"}};  // the case flags, as the op binds them
+  if (!bwd) c.fixed["SMOOTHED"] = o.smoothing != 0 ? "1" : "0";
   int logits = c.tensor(dt, {bt, v}, {}, -1, inplace);
   int target = c.tensor(ir::DType::I64, {bt});
   {

@@ -83,7 +83,11 @@ void checkCrossEntropy(ir::DType dt, int64_t bt, int64_t v, const CeOptions &o, 
   int64_t row = 0;
   for (int i = 0; i < o.ignoredRows; ++i) target[row++] = o.ignoreIndex;
   for (int i = 0; i < o.badRows; ++i) target[row++] = i % 2 ? -5 : v + i;  // below 0, or >= V
-  Bindings bind = {{"T", tn}, {"PER_THREAD", std::to_string(std::stoi(block) / 256)}, {"WARPS", "8"}};
+  // the case flags from the values, as the op binds them (the backward kernels take CAPPED only)
+  Bindings bwdBind = {{"T", tn}, {"PER_THREAD", std::to_string(std::stoi(block) / 256)}, {"WARPS", "8"},
+                      {"CAPPED", o.softcap != 0 ? "1" : "0"}};
+  Bindings bind = bwdBind;
+  bind["SMOOTHED"] = o.smoothing != 0 ? "1" : "0";
   const double scale = 1.0 / 3.0;
   torch::Tensor scaleT = torch::full({1}, scale, torch::kFloat32);  // the fused kernels' gradient scale
   auto common = [&]() {
@@ -141,7 +145,7 @@ void checkCrossEntropy(ir::DType dt, int64_t bt, int64_t v, const CeOptions &o, 
                                 arg(grad, ir::DType::F32)};
     for (KernelArg &k : common()) a.push_back(k);
     a.push_back(arg(dlogits, dt));
-    interpret(specialize(mod, "cross_entropy_bwd", bind), a);
+    interpret(specialize(mod, "cross_entropy_bwd", bwdBind), a);
     CHECK(relErr(dlogits, upstreamGrad) < tolerance(dt));
   }
   {
@@ -149,7 +153,7 @@ void checkCrossEntropy(ir::DType dt, int64_t bt, int64_t v, const CeOptions &o, 
     std::vector<KernelArg> a = {arg(buf, dt), arg(target, ir::DType::I64), arg(lse, ir::DType::F32),
                                 arg(grad, ir::DType::F32)};
     for (KernelArg &k : common()) a.push_back(k);
-    interpret(specialize(mod, "cross_entropy_bwd_inplace", bind), a);
+    interpret(specialize(mod, "cross_entropy_bwd_inplace", bwdBind), a);
     CHECK(relErr(buf, upstreamGrad) < tolerance(dt));
   }
 }
