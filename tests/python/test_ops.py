@@ -412,6 +412,19 @@ def test_fused_linear_cross_entropy_every_target_ignored(device, reduction):
 
 
 @pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_fused_linear_cross_entropy_no_rows(device, reduction):
+    """No rows, no chunk: dW and db (set by the first chunk, not zero-filled) must still be 0."""
+    torch.empty(4096, device=device).fill_(7.0)  # leave garbage for the caching allocator to hand out
+    x = leaf(torch.randn(0, 8, device=device))
+    w, b = leaf(torch.randn(30, 8, device=device)), leaf(torch.randn(30, device=device))
+    loss = tigon.fused_linear_cross_entropy(x, w, torch.zeros(0, dtype=torch.long, device=device), b, reduction=reduction)
+    loss.backward()
+    assert (reduction == "mean") == bool(loss.isnan()) and x.grad.shape == (0, 8)
+    assert torch.equal(w.grad, torch.zeros_like(w)) and torch.equal(b.grad, torch.zeros_like(b))
+
+
+@pytest.mark.parametrize("device", DEVICES)
 def test_fused_linear_cross_entropy_second_backward_raises(device):
     x = leaf(torch.randn(6, 8, device=device))
     w = leaf(torch.randn(30, 8, device=device))
