@@ -36,13 +36,13 @@ def ref_of(t):
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", DTYPES)
 # N > 8192 takes the wide-row backward (dx, then dw and db by column blocks)
-@pytest.mark.parametrize("n,affine", [(1, "both"), (7, "weight"), (128, "none"), (1000, "both"), (8200, "both"),
-                                     (12288, "weight"), (9000, "none")])
+@pytest.mark.parametrize("n,affine", [(1, "both"), (7, "weight"), (128, "none"), (1000, "both"), (5, "bias"),
+                                     (8200, "both"), (12288, "weight"), (9000, "none"), (8300, "bias")])
 def test_layer_norm(device, dtype, n, affine):
     torch.manual_seed(n)
     x = leaf(torch.randn(13, n, device=device) * 2 + 0.5, dtype)
-    w = leaf(1 + 0.1 * torch.randn(n, device=device), dtype) if affine != "none" else None
-    b = leaf(0.1 * torch.randn(n, device=device), dtype) if affine == "both" else None
+    w = leaf(1 + 0.1 * torch.randn(n, device=device), dtype) if affine in ("both", "weight") else None
+    b = leaf(0.1 * torch.randn(n, device=device), dtype) if affine in ("both", "bias") else None
     y = tigon.layer_norm(x, w, b, eps=1e-12 if n > 1 else 1e-5)
     rx, rw, rb = ref_of(x), ref_of(w) if w is not None else None, ref_of(b) if b is not None else None
     ry = F.layer_norm(rx, (n,), rw, rb, 1e-12 if n > 1 else 1e-5)
