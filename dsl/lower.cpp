@@ -1193,7 +1193,9 @@ bool Lowerer::bindGenerics() {
       Dim d = Dim::symbol(g.name);
       if (bindings_) {
         if (!bound && g.kind == GenericParam::Kind::Const) {
-          error(g.loc, fmt::format("{} is a const parameter of '{}'; give it a value (e.g. -D {}=4096)", g.name, k_.name, g.name));
+          error(g.loc, fmt::format("{0} is a const parameter of '{1}'; give it a value (-D {0}=<integer> on the command line, "
+                                   "{0}=<integer> from Python)",
+                                   g.name, k_.name));
           ok = false;
           continue;
         }
