@@ -41,22 +41,7 @@ def _auxiliary(ctx, *outputs):
     ctx.set_materialize_grads(False)
 
 
-def _rms_norm_setup(ctx, inputs, output):
-    x, weight, _eps, offset, _mode = inputs
-    _auxiliary(ctx, output[1])
-    ctx.save_for_backward(x, weight, output[1])
-    ctx.offset = offset
-
-
-def _rms_norm_backward(ctx, dy, _drstd):
-    if dy is None:  # y did not reach the loss
-        return None, None, None, None, None
-    x, weight, rstd = ctx.saved_tensors
-    dx, dw = torch.ops.tigon.rms_norm_bwd(dy.contiguous(), x, weight, rstd, ctx.offset, False)
-    return dx, (dw if weight is not None else None), None, None, None
-
-
-torch.library.register_autograd("tigon::rms_norm_fwd", _rms_norm_backward, setup_context=_rms_norm_setup)
+# autograd of rms_norm_fwd and layer_norm_fwd: in C++ (ops/norm_autograd.cpp), for host time
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor | None = None, eps: float = 1e-6, offset: float = 0.0,
@@ -88,26 +73,6 @@ def _layer_norm_bwd_fake(dy, x, weight, has_bias, mean, rstd):
     dw = weight.new_empty(weight.shape) if weight is not None else x.new_empty(0)
     db = (weight if weight is not None else x).new_empty(n if has_bias else 0)
     return x.new_empty(x.shape), dw, db
-
-
-def _layer_norm_setup(ctx, inputs, output):
-    x, weight, bias, _eps = inputs
-    _auxiliary(ctx, output[1], output[2])
-    ctx.save_for_backward(x, weight, output[1], output[2])
-    ctx.has_bias = bias is not None
-    ctx.bias_dtype = bias.dtype if bias is not None else None
-
-
-def _layer_norm_backward(ctx, dy, _dmean, _drstd):
-    if dy is None:
-        return None, None, None, None
-    x, weight, mean, rstd = ctx.saved_tensors
-    dx, dw, db = torch.ops.tigon.layer_norm_bwd(dy.contiguous(), x, weight, ctx.has_bias, mean, rstd)
-    return (dx, dw if weight is not None else None,
-            db.to(ctx.bias_dtype) if ctx.has_bias else None, None)
-
-
-torch.library.register_autograd("tigon::layer_norm_fwd", _layer_norm_backward, setup_context=_layer_norm_setup)
 
 
 def layer_norm(x: torch.Tensor, weight: torch.Tensor | None = None, bias: torch.Tensor | None = None,

@@ -58,6 +58,9 @@ def global_batch_slice(name: str, step: int, size: int, rank: int, world: int, d
     return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
 
+CPP_NODES = {"RmsNorm": "rms_norm_fwd", "LayerNorm": "layer_norm_fwd"}
+
+
 def tigon_ops_in_graph(loss: torch.Tensor) -> dict:
     """{tigon op: autograd nodes} reachable from loss: the ops that really ran in this rank."""
     counts, seen, todo = {}, set(), [loss.grad_fn]
@@ -67,8 +70,11 @@ def tigon_ops_in_graph(loss: torch.Tensor) -> dict:
             continue
         seen.add(fn)
         name = fn.name()
-        if "tigon_" in name:
-            op = name.split("tigon_", 1)[1].split("_default")[0]
+        # Python autograd (torch.library): GeneratedBackwardFor_tigon_<op>_default...; the
+        # norms' autograd is C++ (ops/norm_autograd.cpp): CppNode<tigon::ops::...::RmsNorm>
+        op = (name.split("tigon_", 1)[1].split("_default")[0] if "tigon_" in name else
+              CPP_NODES.get(name.rsplit("::", 1)[-1].rstrip(">")) if "tigon::ops" in name else None)
+        if op:
             counts[op] = counts.get(op, 0) + 1
         todo.extend(f for f, _ in fn.next_functions)
     return counts
