@@ -36,9 +36,10 @@ std::pair<int64_t, int64_t> backwardGrid(int64_t m, const at::Device &device) {
 
 std::pair<int64_t, int64_t> columnBlockGrid(int64_t m, int64_t n, const at::Device &device) {
   // about 4 programs per SM with blocks of 512 columns (the tune spaces hold 256 to 1024)
-  int64_t groups = std::clamp<int64_t>(4 * parallelism(device) * 512 / std::max<int64_t>(n, 1), 1, std::max<int64_t>(m, 1));
-  int64_t rowsPer = (std::max<int64_t>(m, 1) + groups - 1) / groups;
-  return {(std::max<int64_t>(m, 1) + rowsPer - 1) / rowsPer, rowsPer};
+  int64_t rows = std::max<int64_t>(m, 1);
+  int64_t groups = std::clamp<int64_t>(4 * parallelism(device) * 512 / std::max<int64_t>(n, 1), 1, rows);
+  int64_t rowsPer = (rows + groups - 1) / groups;
+  return {(rows + rowsPer - 1) / rowsPer, rowsPer};
 }
 
 at::Tensor columnSum(const at::Tensor &partial, at::ScalarType type) {
