@@ -50,9 +50,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> layer_norm_bwd(const at::Tensor &
   // accumulators, 2 x N / threads values, spill past N = 8192)
   bool wide = n > 8192;
   auto [programs, rowsPer] = wide ? columnBlockGrid(m, n, x.device()) : backwardGrid(m, x.device());
-  auto f32 = x.options().dtype(at::kFloat);
+  // the dw and db partials side by side in one buffer, so one column_sum adds up both: every
+  // program writes its row of each (the wide kernels too), so only M = 0 needs zeros
+  int64_t nw = weight ? n : 0, nb = has_bias ? n : 0;
+  at::Tensor partials = at::empty({programs, nw + nb}, x.options().dtype(at::kFloat));
+  if (m == 0) partials.zero_();
+  at::Tensor dwPartial = partials.narrow(1, 0, nw), dbPartial = partials.narrow(1, nw, nb);
   at::Tensor dx = at::empty_like(x2);
-  at::Tensor dwPartial = at::zeros({programs, weight ? n : 0}, f32), dbPartial = at::zeros({programs, has_bias ? n : 0}, f32);
   const TileModule &mod = builtinModule("layer_norm.tile");
   Bindings b = {{"T", ir::dtypeName(dtypeOf(x))}, {"N", std::to_string(n)}};
   at::Tensor w = paramOrEmpty(weight, x);
@@ -70,8 +74,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> layer_norm_bwd(const at::Tensor &
     runKernel(mod, "layer_norm_bwd_dx", b,
               {tensorArg(dy2), tensorArg(x2), tensorArg(w), tensorArg(mean1), tensorArg(rstd1), tensorArg(dx)}, x.device(), m);
   }
-  at::Tensor dw = weight ? columnSum(dwPartial, weight->scalar_type()) : at::empty({0}, x.options());
-  at::Tensor db = has_bias ? columnSum(dbPartial, weight ? weight->scalar_type() : x.scalar_type()) : at::empty({0}, x.options());
+  // db takes the weight's dtype too (x's without a weight); dw and db are views of one sum
+  at::Tensor totals = weight || has_bias ? columnSum(partials, weight ? weight->scalar_type() : x.scalar_type())
+                                         : at::empty({0}, x.options());
+  at::Tensor dw = weight ? totals.narrow(0, 0, nw) : at::empty({0}, x.options());
+  at::Tensor db = has_bias ? totals.narrow(0, nw, nb) : at::empty({0}, x.options());
   return {dx.view(x.sizes()), dw, db};
 }
 

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
@@ -39,35 +40,37 @@ namespace {
 TuneResult pick(const std::string &kernel, const std::vector<Bindings> &candidates, const Timer &time,
                 bool firstThatRuns) {
   TuneResult r;
-  bool found = false;
-  for (const Bindings &c : candidates) {
+  std::vector<std::pair<size_t, double>> timed;  // candidate index, fastest time seen
+  for (size_t i = 0; i < candidates.size() && !(firstThatRuns && !timed.empty()); ++i) {
     std::optional<double> ms;
     std::string why = "does not fit the device";
     try {
-      ms = time(c);
+      ms = time(candidates[i]);
     } catch (const OutOfMemory &) {
       throw;
     } catch (const std::exception &e) {
       why = e.what();
     }
-    if (!ms) {
-      ++r.rejected;
-      r.rejections.push_back(fmt::format("{}: {}", configString(c), why));
-      continue;
-    }
-    ++r.timed;
-    if (!found || *ms < r.bestMs) {
-      r.best = c;
-      r.bestMs = *ms;
-      found = true;
-    }
-    if (firstThatRuns) break;
+    if (ms) timed.emplace_back(i, *ms);
+    else r.rejections.push_back(fmt::format("{}: {}", configString(candidates[i]), why));
   }
-  if (!found) {
+  if (timed.empty()) {
     std::string all;
     for (const std::string &s : r.rejections) all += "\n  " + s;
     throw Error(fmt::format("kernel {}: found no config that runs:{}", kernel, all));
   }
+  // a second pass, in reverse order, keeps each config's faster time: one slow measurement (a
+  // clock still ramping up, another process's kernels) must not lose the best config for good
+  if (!firstThatRuns)
+    for (auto it = timed.rbegin(); it != timed.rend(); ++it)
+      if (std::optional<double> ms = time(candidates[it->first])) it->second = std::min(it->second, *ms);
+  auto best = timed.begin();
+  for (auto it = timed.begin(); it != timed.end(); ++it)
+    if (it->second < best->second) best = it;  // ties keep the earlier candidate
+  r.best = candidates[best->first];
+  r.bestMs = best->second;
+  r.timed = int(timed.size());
+  r.rejected = int(r.rejections.size());
   return r;
 }
 

@@ -31,7 +31,8 @@ struct TuneResult {
   std::vector<std::string> rejections;  // "ROWS=8 WARPS=1: <why>"
 };
 
-// Times each candidate and keeps the fastest; ties go to the earlier candidate. A candidate
+// Times each candidate, then each that ran once more in reverse order, and keeps the fastest
+// (by its faster time); ties go to the earlier candidate. A candidate
 // the timer gives nullopt for, or throws for (the config cannot compile, load or launch: more
 // shared memory, elements per thread or registers than allowed), is rejected with the reason.
 // An OutOfMemory is no fault of the config and is rethrown. When no candidate can run, throws

@@ -6,4 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f .gpu/libtigon_torch.so ] && export TIGON_LIBRARY_DIR="$PWD/.gpu"
 export TIGON_CACHE_DIR="${TIGON_CACHE_DIR:-$(mktemp -d)/cache}"
+# every compile and tuning decision goes to stderr: a slow row can be traced to its config
+export TIGON_LOG="${TIGON_LOG:-info}"
 exec python3 bench/bench.py "$@"

@@ -51,6 +51,22 @@ def test_layer_norm(device, dtype, n, affine):
     check_grads([y], [ry], inputs, [t for t in (rx, rw, rb) if t is not None], dtype) if n > 1 else None
 
 
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("affine", ["both", "weight", "bias"])
+def test_norms_with_no_rows_give_zero_parameter_gradients(device, affine):
+    """No rows: the partial sums are never written by a kernel, so the op must zero them."""
+    n = 12
+    x = torch.empty(0, n, device=device, requires_grad=True)
+    w = torch.randn(n, device=device, requires_grad=True) if affine != "bias" else None
+    b = torch.randn(n, device=device, requires_grad=True) if affine != "weight" else None
+    params = [t for t in (w, b) if t is not None]
+    grads = torch.autograd.grad(tigon.layer_norm(x, w, b).sum(), [x] + params)
+    assert grads[0].shape == (0, n) and all(torch.equal(g, torch.zeros(n, device=device)) for g in grads[1:])
+    if w is not None:
+        gx, gw = torch.autograd.grad(tigon.rms_norm(x, w).sum(), [x, w])
+        assert gx.shape == (0, n) and torch.equal(gw, torch.zeros(n, device=device))
+
+
 def rotate_half(x):
     h = x.shape[-1] // 2
     return torch.cat((-x[..., h:], x[..., :h]), -1)
