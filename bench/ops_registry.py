@@ -217,7 +217,7 @@ class MRoPE(RoPE):
     def bytes(self, case, mode):
         b, hq, hk, t, d = case["shape"]
         es = case["dtype"].itemsize
-        once = 2 * b * (hq + hk) * t * d * es + 2 * 3 * t * d * es
+        once = 2 * b * (hq + hk) * t * d * es + 2 * 3 * b * t * d * es   # q, k in and out; per-sample cos, sin
         return once if mode == "fwd" else 2 * once
 
     def make_impls(self, have_liger):
