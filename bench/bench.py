@@ -49,14 +49,18 @@ def copy_bandwidth():
 
 
 def time_ms(fn, graph):
-    """Median device time of one call. With `graph`, from a CUDA graph of many calls, so the
-    host's launch cost (reported apart) does not hide the kernels' speed; forward+backward is
-    timed with plain do_bench (autograd does not capture reliably), so at small sizes it
-    includes every implementation's host overhead."""
+    """Median device time of one call: from a CUDA graph of many calls, so the host's launch
+    cost (reported apart) does not hide the kernels' speed. Where graph capture is not possible
+    (ops that sync with the host; `graph` false), or fails, plain do_bench, which includes the
+    host's time. Returns (ms, how: "graph", "do_bench" or "do_bench, capture failed")."""
     if graph:
-        with torch.cuda.stream(torch.cuda.Stream()):
-            return triton.testing.do_bench_cudagraph(fn, rep=100, return_mode="median")
-    return triton.testing.do_bench(fn, warmup=25, rep=200, return_mode="median")
+        try:
+            with torch.cuda.stream(torch.cuda.Stream()):
+                return triton.testing.do_bench_cudagraph(fn, rep=100, return_mode="median"), "graph"
+        except Exception:  # a peer that cannot be captured is timed with its host time
+            torch.cuda.synchronize()
+            return triton.testing.do_bench(fn, warmup=25, rep=200, return_mode="median"), "do_bench, capture failed"
+    return triton.testing.do_bench(fn, warmup=25, rep=200, return_mode="median"), "do_bench"
 
 
 def run_case(op, shape, mode, dtype, copy_gbs, impls):
@@ -80,11 +84,14 @@ def run_case(op, shape, mode, dtype, copy_gbs, impls):
                 ok = True
             else:
                 ok = op.agrees(out, reference, dtype)
-            ms = time_ms(runner, graph=mode == "fwd" and op.graph_fwd)
+            ms, timing = time_ms(runner, graph=op.graphed)
+            # forward+backward also with the host's time: autograd and launch costs, which bound
+            # the small shapes
+            ms_host = time_ms(runner, graph=False)[0] if mode != "fwd" and timing == "graph" else None
             gbs = nbytes / (ms * 1e-3) / 1e9
             rows.append(dict(op=op.name, mode=mode, shape=op.label(shape), dtype=str(dtype).replace("torch.", ""),
-                             impl=name, ms=ms, gbs=gbs, pct_copy=100 * gbs / copy_gbs, bytes=nbytes, agrees=ok,
-                             peak_extra_gib=peak_gib))
+                             impl=name, ms=ms, timing=timing, ms_with_host=ms_host, gbs=gbs,
+                             pct_copy=100 * gbs / copy_gbs, bytes=nbytes, agrees=ok, peak_extra_gib=peak_gib))
             del out
         except Exception as e:  # one failing peer must not stop the run
             rows.append(dict(op=op.name, mode=mode, shape=op.label(shape), dtype=str(dtype).replace("torch.", ""),
@@ -147,10 +154,12 @@ def markdown(results, device, copy_gbs, meta, over):
              f"triton {meta['triton']}, Liger-Kernel {meta['liger']}, tigon {meta['tigon']}.", "",
              f"Measured device copy bandwidth: **{copy_gbs:.0f} GB/s** (2 GiB device-to-device copy, "
              f"bytes read + written). GB/s below count the fewest bytes each op must move; % is of "
-             f"that copy bandwidth. Times are medians: forward from CUDA-graph replays "
-             f"(triton.testing.do_bench_cudagraph: device time, no host overhead), forward+backward "
-             f"from triton.testing.do_bench (host overhead included, which dominates the smallest "
-             f"shapes for every implementation).", ""]
+             f"that copy bandwidth. Times are medians of device time from CUDA-graph replays "
+             f"(triton.testing.do_bench_cudagraph), forward and forward+backward alike; the "
+             f"cross-entropy ops, which may sync with the host, and any call that cannot be "
+             f"captured (marked †) are timed with triton.testing.do_bench, host time included. "
+             f"Forward+backward cells also give the time with the host's work (do_bench: autograd, "
+             f"allocations, launches), which bounds the small shapes.", ""]
     by_case = {}
     for r in results:
         by_case.setdefault((r["op"], r["mode"], r["dtype"]), []).append(r)
@@ -167,8 +176,10 @@ def markdown(results, device, copy_gbs, meta, over):
                     cells.append("error" if r else "")
                 else:
                     flag = "" if r["agrees"] else " (differs!)"
+                    flag += " †" if r.get("timing") == "do_bench, capture failed" else ""
+                    host = f"; {r['ms_with_host']*1e3:.0f} µs with host" if r.get("ms_with_host") else ""
                     if r["bytes"]:
-                        cells.append(f"{r['ms']*1e3:.1f} µs, {r['gbs']:.0f} GB/s ({r['pct_copy']:.0f}%){flag}")
+                        cells.append(f"{r['ms']*1e3:.1f} µs, {r['gbs']:.0f} GB/s ({r['pct_copy']:.0f}%){host}{flag}")
                     else:
                         cells.append(f"{r['ms']:.2f} ms, peak +{r['peak_extra_gib']:.2f} GiB{flag}")
             lines.append(f"| {s} | " + " | ".join(cells) + " |")

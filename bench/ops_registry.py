@@ -18,7 +18,7 @@ class Op:
     dtypes = (torch.bfloat16,)
     modes = ("fwd", "fwd+bwd")
     shapes = ()
-    graph_fwd = True  # time the forward from CUDA-graph replays (not where an op syncs with the host)
+    graphed = True  # timed from CUDA-graph replays (not where an op syncs with the host)
 
     def make_one(self, shape, dtype):
         raise NotImplementedError
@@ -273,7 +273,7 @@ class SwiGLU(Op):
 
 class CrossEntropy(Op):
     name = "cross_entropy"
-    graph_fwd = False  # tigon and Liger read a count back (target check, mean scale): no capture
+    graphed = False  # tigon and Liger read a count back (target check, mean scale): no capture
     shapes = tuple((8192, v) for v in (32000, 128256, 262144))
 
     def label(self, shape):
@@ -315,7 +315,7 @@ class CrossEntropy(Op):
 class FusedLinearCrossEntropy(Op):
     """Matrix-bound: reported as time and peak extra memory, not bandwidth."""
     name = "fused_linear_cross_entropy"
-    graph_fwd = False
+    graphed = False
     shapes = ((8192, 4096, 128256), (16384, 3584, 152064))
     modes = ("fwd+bwd",)
 
