@@ -63,6 +63,13 @@ def time_ms(fn, graph):
     return triton.testing.do_bench(fn, warmup=25, rep=200, return_mode="median"), "do_bench"
 
 
+def cloned(out):
+    """Tensors in nested tuples and lists, copied."""
+    if isinstance(out, torch.Tensor):
+        return out.clone()
+    return type(out)(cloned(o) for o in out) if isinstance(out, (tuple, list)) else out
+
+
 def run_case(op, shape, mode, dtype, copy_gbs, impls):
     """Times every implementation of one op at one shape; returns rows of results."""
     rows = []
@@ -72,7 +79,9 @@ def run_case(op, shape, mode, dtype, copy_gbs, impls):
     for name, fn in impls.items():
         try:
             runner = op.runner(fn, case, mode)
-            out = runner()  # first call: compiles, autotunes; also checks the result
+            # first call: compiles, autotunes; also checks the result. Cloned: Liger writes its
+            # gradients into the upstream gradient's memory, which the next call reuses
+            out = cloned(runner())
             torch.cuda.synchronize()
             base = torch.cuda.memory_allocated()
             torch.cuda.reset_peak_memory_stats()

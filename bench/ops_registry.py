@@ -40,7 +40,8 @@ class Op:
                 s = next(sets)
                 y = self.forward(fn, s)
                 inputs = [t for t in self.grad_inputs(s)]
-                return y, torch.autograd.grad(y, inputs, s["dy"])
+                grads = torch.autograd.grad(y, inputs, s["dy"])
+                return y.detach(), grads  # a live autograd graph would break the next capture
         return run
 
     def impls(self, have_liger):
@@ -186,7 +187,8 @@ class RoPE(Op):
             def run():
                 s = next(sets)
                 qe, ke = self.forward(fn, s)
-                return (qe, ke), torch.autograd.grad((qe, ke), (s["q"], s["k"]), s["dy"])
+                grads = torch.autograd.grad((qe, ke), (s["q"], s["k"]), s["dy"])
+                return (qe.detach(), ke.detach()), grads
         return run
 
     def make_impls(self, have_liger):

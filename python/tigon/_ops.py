@@ -41,7 +41,7 @@ def _auxiliary(ctx, *outputs):
     ctx.set_materialize_grads(False)
 
 
-# autograd of rms_norm_fwd and layer_norm_fwd: in C++ (ops/norm_autograd.cpp), for host time
+# autograd of rms_norm_fwd and layer_norm_fwd: in C++ (ops/autograd.cpp), for host time
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor | None = None, eps: float = 1e-6, offset: float = 0.0,
@@ -114,43 +114,16 @@ def _fused_grads(ctx, op, g, count):
 
 
 # ---- RoPE and M-RoPE ----------------------------------------------------------------------
+# autograd of rope and mrope: in C++ (ops/autograd.cpp), as the norms'
 
 @torch.library.register_fake("tigon::rope")
 def _rope_fake(x, cos, sin, backward):
     return x.new_empty(x.shape)
 
 
-def _rope_setup(ctx, inputs, output):
-    _x, cos, sin, backward = inputs
-    ctx.save_for_backward(cos, sin)
-    ctx.backward = backward
-
-
-def _rope_backward(ctx, dy):
-    cos, sin = ctx.saved_tensors
-    return torch.ops.tigon.rope(dy, cos, sin, not ctx.backward), None, None, None  # any strides but the last
-
-
-torch.library.register_autograd("tigon::rope", _rope_backward, setup_context=_rope_setup)
-
-
 @torch.library.register_fake("tigon::mrope")
 def _mrope_fake(x, cos, sin, section, backward):
     return x.new_empty(x.shape)
-
-
-def _mrope_setup(ctx, inputs, output):
-    _x, cos, sin, section, backward = inputs
-    ctx.save_for_backward(cos, sin)
-    ctx.section, ctx.backward = section, backward
-
-
-def _mrope_backward(ctx, dy):
-    cos, sin = ctx.saved_tensors
-    return torch.ops.tigon.mrope(dy, cos, sin, ctx.section, not ctx.backward), None, None, None, None
-
-
-torch.library.register_autograd("tigon::mrope", _mrope_backward, setup_context=_mrope_setup)
 
 
 def rope(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor):

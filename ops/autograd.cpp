@@ -1,8 +1,10 @@
-// Autograd of the norms in C++ (the Autograd dispatch key of tigon::rms_norm_fwd and
-// tigon::layer_norm_fwd): their forward+backward at small sizes is host time, and a Python
-// autograd.Function (torch.library.register_autograd) cost about as much again as the ops
-// themselves. Both directions call the ops through the dispatcher, so torch.compile traces them
-// with their fake implementations (tigon/_ops.py) as it does any op.
+// Autograd in C++ (the Autograd dispatch key) of the ops called once per layer or more, whose
+// forward+backward at small and medium sizes is host time: the norms (tigon::rms_norm_fwd,
+// tigon::layer_norm_fwd) and the rotary embeddings (tigon::rope, tigon::mrope). A Python
+// autograd (torch.library.register_autograd) cost about as much again as the ops themselves.
+// Both directions call the ops through the dispatcher, so torch.compile traces them with their
+// fake implementations (tigon/_ops.py) as it does any op, and a backward is itself
+// differentiable where the op is.
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/library.h>
@@ -81,6 +83,56 @@ struct LayerNorm : torch::autograd::Function<LayerNorm> {
   }
 };
 
+// y = rotate(x) by theta, or by -theta when `backward`: the gradient is the other rotation.
+struct Rope : torch::autograd::Function<Rope> {
+  using Op = at::Tensor(const at::Tensor &, const at::Tensor &, const at::Tensor &, bool);
+
+  static at::Tensor rotate(const at::Tensor &x, const at::Tensor &cos, const at::Tensor &sin, bool backward) {
+    static auto op = opHandle<Op>("tigon::rope");
+    return op.call(x, cos, sin, backward);
+  }
+
+  static variable_list forward(AutogradContext *ctx, const at::Tensor &x, const at::Tensor &cos, const at::Tensor &sin,
+                               bool backward) {
+    at::AutoDispatchBelowADInplaceOrView below;
+    ctx->save_for_backward({cos, sin});
+    ctx->saved_data["backward"] = backward;
+    return {rotate(x, cos, sin, backward)};
+  }
+
+  static variable_list backward(AutogradContext *ctx, variable_list grads) {
+    variable_list saved = ctx->get_saved_variables();
+    return {rotate(grads[0], saved[0], saved[1], !ctx->saved_data["backward"].toBool()), at::Tensor(), at::Tensor(),
+            at::Tensor()};
+  }
+};
+
+struct MRope : torch::autograd::Function<MRope> {
+  using Op = at::Tensor(const at::Tensor &, const at::Tensor &, const at::Tensor &, at::IntArrayRef, bool);
+
+  static at::Tensor rotate(const at::Tensor &x, const at::Tensor &cos, const at::Tensor &sin, at::IntArrayRef section,
+                           bool backward) {
+    static auto op = opHandle<Op>("tigon::mrope");
+    return op.call(x, cos, sin, section, backward);
+  }
+
+  static variable_list forward(AutogradContext *ctx, const at::Tensor &x, const at::Tensor &cos, const at::Tensor &sin,
+                               at::IntArrayRef section, bool backward) {
+    at::AutoDispatchBelowADInplaceOrView below;
+    ctx->save_for_backward({cos, sin});
+    ctx->saved_data["section"] = section.vec();
+    ctx->saved_data["backward"] = backward;
+    return {rotate(x, cos, sin, section, backward)};
+  }
+
+  static variable_list backward(AutogradContext *ctx, variable_list grads) {
+    variable_list saved = ctx->get_saved_variables();
+    std::vector<int64_t> section = ctx->saved_data["section"].toIntVector();
+    return {rotate(grads[0], saved[0], saved[1], section, !ctx->saved_data["backward"].toBool()), at::Tensor(),
+            at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
 std::tuple<at::Tensor, at::Tensor> rmsNormAutograd(const at::Tensor &x, const std::optional<at::Tensor> &weight,
                                                    double eps, double offset, c10::string_view mode) {
   variable_list out = RmsNorm::apply(x, weight, eps, offset, mode);
@@ -93,6 +145,15 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> layerNormAutograd(const at::Tenso
   return {out[0], out[1], out[2]};
 }
 
+at::Tensor ropeAutograd(const at::Tensor &x, const at::Tensor &cos, const at::Tensor &sin, bool backward) {
+  return Rope::apply(x, cos, sin, backward)[0];
+}
+
+at::Tensor mropeAutograd(const at::Tensor &x, const at::Tensor &cos, const at::Tensor &sin, at::IntArrayRef section,
+                         bool backward) {
+  return MRope::apply(x, cos, sin, section, backward)[0];
+}
+
 }  // namespace
 
 }  // namespace tigon::ops
@@ -100,4 +161,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> layerNormAutograd(const at::Tenso
 TORCH_LIBRARY_IMPL(tigon, Autograd, m) {
   m.impl("rms_norm_fwd", &tigon::ops::rmsNormAutograd);
   m.impl("layer_norm_fwd", &tigon::ops::layerNormAutograd);
+  m.impl("rope", &tigon::ops::ropeAutograd);
+  m.impl("mrope", &tigon::ops::mropeAutograd);
 }
