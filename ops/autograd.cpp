@@ -1,6 +1,7 @@
 // Autograd in C++ (the Autograd dispatch key) of the ops called once per layer or more, whose
 // forward+backward at small and medium sizes is host time: the norms (tigon::rms_norm_fwd,
-// tigon::layer_norm_fwd) and the rotary embeddings (tigon::rope, tigon::mrope). A Python
+// tigon::layer_norm_fwd), the rotary embeddings (tigon::rope, tigon::mrope) and SwiGLU
+// (tigon::swiglu_fwd). A Python
 // autograd (torch.library.register_autograd) cost about as much again as the ops themselves.
 // Both directions call the ops through the dispatcher, so torch.compile traces them with their
 // fake implementations (tigon/_ops.py) as it does any op, and a backward is itself
@@ -133,6 +134,26 @@ struct MRope : torch::autograd::Function<MRope> {
   }
 };
 
+// c = silu(a) * b
+struct SwiGlu : torch::autograd::Function<SwiGlu> {
+  using Fwd = at::Tensor(const at::Tensor &, const at::Tensor &);
+  using Bwd = std::tuple<at::Tensor, at::Tensor>(const at::Tensor &, const at::Tensor &, const at::Tensor &);
+
+  static variable_list forward(AutogradContext *ctx, const at::Tensor &a, const at::Tensor &b) {
+    at::AutoDispatchBelowADInplaceOrView below;
+    static auto op = opHandle<Fwd>("tigon::swiglu_fwd");
+    ctx->save_for_backward({a, b});
+    return {op.call(a, b)};
+  }
+
+  static variable_list backward(AutogradContext *ctx, variable_list grads) {
+    static auto op = opHandle<Bwd>("tigon::swiglu_bwd");
+    variable_list saved = ctx->get_saved_variables();
+    auto [da, db] = op.call(grads[0].contiguous(), saved[0], saved[1]);
+    return {da, db};
+  }
+};
+
 std::tuple<at::Tensor, at::Tensor> rmsNormAutograd(const at::Tensor &x, const std::optional<at::Tensor> &weight,
                                                    double eps, double offset, c10::string_view mode) {
   variable_list out = RmsNorm::apply(x, weight, eps, offset, mode);
@@ -154,6 +175,8 @@ at::Tensor mropeAutograd(const at::Tensor &x, const at::Tensor &cos, const at::T
   return MRope::apply(x, cos, sin, section, backward)[0];
 }
 
+at::Tensor swigluAutograd(const at::Tensor &a, const at::Tensor &b) { return SwiGlu::apply(a, b)[0]; }
+
 }  // namespace
 
 }  // namespace tigon::ops
@@ -163,4 +186,5 @@ TORCH_LIBRARY_IMPL(tigon, Autograd, m) {
   m.impl("layer_norm_fwd", &tigon::ops::layerNormAutograd);
   m.impl("rope", &tigon::ops::ropeAutograd);
   m.impl("mrope", &tigon::ops::mropeAutograd);
+  m.impl("swiglu_fwd", &tigon::ops::swigluAutograd);
 }

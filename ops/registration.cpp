@@ -1,7 +1,7 @@
 // torch.ops.tigon.*: the op layer registered with the PyTorch dispatcher. One implementation
 // serves CPU and CUDA tensors (it dispatches on the device itself); the fake (meta)
 // implementations for torch.compile are registered from Python (tigon/_ops.py), and so is
-// autograd, except the norms' and the rotary embeddings' (ops/autograd.cpp).
+// autograd, except that of the norms, rotary embeddings and SwiGLU (ops/autograd.cpp).
 #include <torch/library.h>
 
 #include "ops/ops.h"

@@ -148,6 +148,7 @@ def mrope(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
 
 # ---- SwiGLU -------------------------------------------------------------------------------
 
+# autograd of swiglu_fwd: in C++ (ops/autograd.cpp), as the norms'
 @torch.library.register_fake("tigon::swiglu_fwd")
 def _swiglu_fwd_fake(a, b):
     return a.new_empty(a.shape)
@@ -156,18 +157,6 @@ def _swiglu_fwd_fake(a, b):
 @torch.library.register_fake("tigon::swiglu_bwd")
 def _swiglu_bwd_fake(dc, a, b):
     return a.new_empty(a.shape), a.new_empty(a.shape)
-
-
-def _swiglu_setup(ctx, inputs, output):
-    ctx.save_for_backward(*inputs)
-
-
-def _swiglu_backward(ctx, dc):
-    a, b = ctx.saved_tensors
-    return torch.ops.tigon.swiglu_bwd(dc.contiguous(), a, b)
-
-
-torch.library.register_autograd("tigon::swiglu_fwd", _swiglu_backward, setup_context=_swiglu_setup)
 
 
 def swiglu(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

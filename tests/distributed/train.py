@@ -58,7 +58,8 @@ def global_batch_slice(name: str, step: int, size: int, rank: int, world: int, d
     return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
 
-CPP_NODES = {"RmsNorm": "rms_norm_fwd", "LayerNorm": "layer_norm_fwd", "Rope": "rope", "MRope": "mrope"}
+CPP_NODES = {"RmsNorm": "rms_norm_fwd", "LayerNorm": "layer_norm_fwd", "Rope": "rope", "MRope": "mrope",
+             "SwiGlu": "swiglu_fwd"}
 
 
 def tigon_ops_in_graph(loss: torch.Tensor) -> dict:
@@ -71,7 +72,7 @@ def tigon_ops_in_graph(loss: torch.Tensor) -> dict:
         seen.add(fn)
         name = fn.name()
         # Python autograd (torch.library): GeneratedBackwardFor_tigon_<op>_default...; the
-        # norms' and rotary embeddings' autograd is C++ (ops/autograd.cpp): CppNode<tigon::ops::...::RmsNorm>
+        # autograd of the norms, RoPE and SwiGLU is C++ (ops/autograd.cpp): CppNode<tigon::ops::...::RmsNorm>
         op = (name.split("tigon_", 1)[1].split("_default")[0] if "tigon_" in name else
               CPP_NODES.get(name.rsplit("::", 1)[-1].rstrip(">")) if "tigon::ops" in name else None)
         if op:
