@@ -29,6 +29,16 @@ def test_gradcheck_rope_and_swiglu():
     assert torch.autograd.gradcheck(tigon.swiglu, (a, b), **OPTS)
 
 
+def test_gradgradcheck_rope():
+    """RoPE's backward is the op itself (the other rotation), so it is differentiable again:
+    the second derivative through either embedding matches finite differences."""
+    q, k = inputs((1, 2, 3, 8), (1, 1, 3, 8))
+    cos, sin = torch.randn(1, 3, 8), torch.randn(1, 3, 8)
+    assert torch.autograd.gradgradcheck(lambda q, k: tigon.rope(q, k, cos, sin), (q, k), **OPTS)
+    cos3, sin3 = torch.randn(3, 1, 3, 8), torch.randn(3, 1, 3, 8)
+    assert torch.autograd.gradgradcheck(lambda q, k: tigon.mrope(q, k, cos3, sin3, [1, 1, 2]), (q, k), **OPTS)
+
+
 def numerical_grads(f, inputs, eps=OPTS["eps"]):
     """Central differences of the scalar f(*inputs), one input element at a time."""
     grads = []
