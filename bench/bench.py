@@ -53,14 +53,15 @@ def time_ms(fn, graph):
     cost (reported apart) does not hide the kernels' speed. Where graph capture is not possible
     (ops that sync with the host; `graph` false), or fails, plain do_bench, which includes the
     host's time. Returns (ms, how: "graph", "do_bench" or "do_bench, capture failed")."""
+    how = "do_bench"
     if graph:
         try:
             with torch.cuda.stream(torch.cuda.Stream()):
                 return triton.testing.do_bench_cudagraph(fn, rep=100, return_mode="median"), "graph"
         except Exception:  # a peer that cannot be captured is timed with its host time
             torch.cuda.synchronize()
-            return triton.testing.do_bench(fn, warmup=25, rep=200, return_mode="median"), "do_bench, capture failed"
-    return triton.testing.do_bench(fn, warmup=25, rep=200, return_mode="median"), "do_bench"
+            how = "do_bench, capture failed"
+    return triton.testing.do_bench(fn, warmup=25, rep=200, return_mode="median"), how
 
 
 def cloned(out):

@@ -1,8 +1,8 @@
 // Autograd in C++ (the Autograd dispatch key) of the ops called once per layer or more, whose
 // forward+backward at small and medium sizes is host time: the norms (tigon::rms_norm_fwd,
 // tigon::layer_norm_fwd), the rotary embeddings (tigon::rope, tigon::mrope) and SwiGLU
-// (tigon::swiglu_fwd). A Python
-// autograd (torch.library.register_autograd) cost about as much again as the ops themselves.
+// (tigon::swiglu_fwd). A Python autograd (torch.library.register_autograd) cost about as much
+// again as the ops themselves.
 // Both directions call the ops through the dispatcher, so torch.compile traces them with their
 // fake implementations (tigon/_ops.py) as it does any op, and a backward is itself
 // differentiable where the op is.

@@ -74,12 +74,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> layer_norm_bwd(const at::Tensor &
     runKernel(mod, "layer_norm_bwd_dx", b,
               {tensorArg(dy2), tensorArg(x2), tensorArg(w), tensorArg(mean1), tensorArg(rstd1), tensorArg(dx)}, x.device(), m);
   }
-  // db takes the weight's dtype too (x's without a weight); dw and db are views of one sum
+  // db takes the weight's dtype too (x's without a weight); dw and db are views of one sum,
+  // empty where there is no weight or bias
   at::Tensor totals = weight || has_bias ? columnSum(partials, weight ? weight->scalar_type() : x.scalar_type())
                                          : at::empty({0}, x.options());
-  at::Tensor dw = weight ? totals.narrow(0, 0, nw) : at::empty({0}, x.options());
-  at::Tensor db = has_bias ? totals.narrow(0, nw, nb) : at::empty({0}, x.options());
-  return {dx.view(x.sizes()), dw, db};
+  return {dx.view(x.sizes()), totals.narrow(0, 0, nw), totals.narrow(0, nw, nb)};
 }
 
 }  // namespace tigon::ops
