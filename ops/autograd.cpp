@@ -84,53 +84,59 @@ struct LayerNorm : torch::autograd::Function<LayerNorm> {
   }
 };
 
-// y = rotate(x) by theta, or by -theta when `backward`: the gradient is the other rotation.
+// (q, k) rotated by theta, or by -theta when `backward`: the gradient is the other rotation.
 struct Rope : torch::autograd::Function<Rope> {
-  using Op = at::Tensor(const at::Tensor &, const at::Tensor &, const at::Tensor &, bool);
+  using Op = std::tuple<at::Tensor, at::Tensor>(const at::Tensor &, const at::Tensor &, const at::Tensor &,
+                                                const at::Tensor &, bool);
 
-  static at::Tensor rotate(const at::Tensor &x, const at::Tensor &cos, const at::Tensor &sin, bool backward) {
+  static variable_list rotate(const at::Tensor &q, const at::Tensor &k, const at::Tensor &cos, const at::Tensor &sin,
+                              bool backward) {
     static auto op = opHandle<Op>("tigon::rope");
-    return op.call(x, cos, sin, backward);
+    auto [qe, ke] = op.call(q, k, cos, sin, backward);
+    return {qe, ke};
   }
 
-  static variable_list forward(AutogradContext *ctx, const at::Tensor &x, const at::Tensor &cos, const at::Tensor &sin,
-                               bool backward) {
+  static variable_list forward(AutogradContext *ctx, const at::Tensor &q, const at::Tensor &k, const at::Tensor &cos,
+                               const at::Tensor &sin, bool backward) {
     at::AutoDispatchBelowADInplaceOrView below;
     ctx->save_for_backward({cos, sin});
     ctx->saved_data["backward"] = backward;
-    return {rotate(x, cos, sin, backward)};
+    return rotate(q, k, cos, sin, backward);
   }
 
+  // an unused output's gradient comes as zeros (materialized): rotated like any other
   static variable_list backward(AutogradContext *ctx, variable_list grads) {
     variable_list saved = ctx->get_saved_variables();
-    return {rotate(grads[0], saved[0], saved[1], !ctx->saved_data["backward"].toBool()), at::Tensor(), at::Tensor(),
-            at::Tensor()};
+    variable_list d = rotate(grads[0], grads[1], saved[0], saved[1], !ctx->saved_data["backward"].toBool());
+    return {d[0], d[1], at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
 struct MRope : torch::autograd::Function<MRope> {
-  using Op = at::Tensor(const at::Tensor &, const at::Tensor &, const at::Tensor &, at::IntArrayRef, bool);
+  using Op = std::tuple<at::Tensor, at::Tensor>(const at::Tensor &, const at::Tensor &, const at::Tensor &,
+                                                const at::Tensor &, at::IntArrayRef, bool);
 
-  static at::Tensor rotate(const at::Tensor &x, const at::Tensor &cos, const at::Tensor &sin, at::IntArrayRef section,
-                           bool backward) {
+  static variable_list rotate(const at::Tensor &q, const at::Tensor &k, const at::Tensor &cos, const at::Tensor &sin,
+                              at::IntArrayRef section, bool backward) {
     static auto op = opHandle<Op>("tigon::mrope");
-    return op.call(x, cos, sin, section, backward);
+    auto [qe, ke] = op.call(q, k, cos, sin, section, backward);
+    return {qe, ke};
   }
 
-  static variable_list forward(AutogradContext *ctx, const at::Tensor &x, const at::Tensor &cos, const at::Tensor &sin,
-                               at::IntArrayRef section, bool backward) {
+  static variable_list forward(AutogradContext *ctx, const at::Tensor &q, const at::Tensor &k, const at::Tensor &cos,
+                               const at::Tensor &sin, at::IntArrayRef section, bool backward) {
     at::AutoDispatchBelowADInplaceOrView below;
     ctx->save_for_backward({cos, sin});
     ctx->saved_data["section"] = section.vec();
     ctx->saved_data["backward"] = backward;
-    return {rotate(x, cos, sin, section, backward)};
+    return rotate(q, k, cos, sin, section, backward);
   }
 
   static variable_list backward(AutogradContext *ctx, variable_list grads) {
     variable_list saved = ctx->get_saved_variables();
     std::vector<int64_t> section = ctx->saved_data["section"].toIntVector();
-    return {rotate(grads[0], saved[0], saved[1], section, !ctx->saved_data["backward"].toBool()), at::Tensor(),
-            at::Tensor(), at::Tensor(), at::Tensor()};
+    variable_list d = rotate(grads[0], grads[1], saved[0], saved[1], section, !ctx->saved_data["backward"].toBool());
+    return {d[0], d[1], at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -166,13 +172,16 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> layerNormAutograd(const at::Tenso
   return {out[0], out[1], out[2]};
 }
 
-at::Tensor ropeAutograd(const at::Tensor &x, const at::Tensor &cos, const at::Tensor &sin, bool backward) {
-  return Rope::apply(x, cos, sin, backward)[0];
+std::tuple<at::Tensor, at::Tensor> ropeAutograd(const at::Tensor &q, const at::Tensor &k, const at::Tensor &cos,
+                                                const at::Tensor &sin, bool backward) {
+  variable_list out = Rope::apply(q, k, cos, sin, backward);
+  return {out[0], out[1]};
 }
 
-at::Tensor mropeAutograd(const at::Tensor &x, const at::Tensor &cos, const at::Tensor &sin, at::IntArrayRef section,
-                         bool backward) {
-  return MRope::apply(x, cos, sin, section, backward)[0];
+std::tuple<at::Tensor, at::Tensor> mropeAutograd(const at::Tensor &q, const at::Tensor &k, const at::Tensor &cos,
+                                                 const at::Tensor &sin, at::IntArrayRef section, bool backward) {
+  variable_list out = MRope::apply(q, k, cos, sin, section, backward);
+  return {out[0], out[1]};
 }
 
 at::Tensor swigluAutograd(const at::Tensor &a, const at::Tensor &b) { return SwiGlu::apply(a, b)[0]; }

@@ -23,12 +23,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> layer_norm_bwd(const at::Tensor &
                                                               const std::optional<at::Tensor> &weight, bool has_bias,
                                                               const at::Tensor &mean, const at::Tensor &rstd);
 
-// RoPE on one tensor (q or k): x (B, H, S, D) with cos/sin (B or 1, S, R), or the vision
-// layout x (S, H, D) with cos/sin (S, R); backward rotates by -theta.
-at::Tensor rope_apply(const at::Tensor &x, const at::Tensor &cos, const at::Tensor &sin, bool backward);
-// M-RoPE on one tensor: x (B, H, S, D), cos/sin (3, B or 1, S, D), section = [s0, s1, s2].
-at::Tensor mrope_apply(const at::Tensor &x, const at::Tensor &cos, const at::Tensor &sin, at::IntArrayRef section,
-                       bool backward);
+// RoPE of q and k: each (B, H, S, D) (its own head count) with cos/sin (B or 1, S, R), or the
+// vision layout (S, H, D) with cos/sin (S, R); backward rotates by -theta.
+std::tuple<at::Tensor, at::Tensor> rope_apply(const at::Tensor &q, const at::Tensor &k, const at::Tensor &cos,
+                                              const at::Tensor &sin, bool backward);
+// M-RoPE of q and k: each (B, H, S, D), cos/sin (3, B or 1, S, D), section = [s0, s1, s2].
+std::tuple<at::Tensor, at::Tensor> mrope_apply(const at::Tensor &q, const at::Tensor &k, const at::Tensor &cos,
+                                               const at::Tensor &sin, at::IntArrayRef section, bool backward);
 
 at::Tensor swiglu_fwd(const at::Tensor &a, const at::Tensor &b);
 std::tuple<at::Tensor, at::Tensor> swiglu_bwd(const at::Tensor &dc, const at::Tensor &a, const at::Tensor &b);

@@ -11,8 +11,8 @@ TORCH_LIBRARY(tigon, m) {
   m.def("rms_norm_bwd(Tensor dy, Tensor x, Tensor? weight, Tensor rstd, float offset, bool dx_in_dy) -> (Tensor, Tensor)");
   m.def("layer_norm_fwd(Tensor x, Tensor? weight, Tensor? bias, float eps) -> (Tensor, Tensor, Tensor)");
   m.def("layer_norm_bwd(Tensor dy, Tensor x, Tensor? weight, bool has_bias, Tensor mean, Tensor rstd) -> (Tensor, Tensor, Tensor)");
-  m.def("rope(Tensor x, Tensor cos, Tensor sin, bool backward) -> Tensor");
-  m.def("mrope(Tensor x, Tensor cos, Tensor sin, int[] section, bool backward) -> Tensor");
+  m.def("rope(Tensor q, Tensor k, Tensor cos, Tensor sin, bool backward) -> (Tensor, Tensor)");
+  m.def("mrope(Tensor q, Tensor k, Tensor cos, Tensor sin, int[] section, bool backward) -> (Tensor, Tensor)");
   m.def("swiglu_fwd(Tensor a, Tensor b) -> Tensor");
   m.def("swiglu_bwd(Tensor dc, Tensor a, Tensor b) -> (Tensor, Tensor)");
   m.def("cross_entropy_fwd(Tensor logits, Tensor target, int ignore_index, float label_smoothing, float lse_square_scale, "

@@ -1,5 +1,6 @@
-// RoPE (HF rotate-half) and Qwen2-VL's M-RoPE: one tensor (q or k) per call; the backward is
-// the rotation by -theta (the *_bwd kernels). Outputs are new contiguous tensors.
+// RoPE (HF rotate-half) and Qwen2-VL's M-RoPE of q and k in one op call (one dispatch and one
+// autograd node for both; a kernel launch each); the backward is the rotation by -theta (the
+// *_bwd kernels). Outputs are new contiguous tensors.
 #include "ops/norm_common.h"
 #include "ops/ops.h"
 #include "ops/torch_bridge.h"
@@ -26,9 +27,7 @@ at::Tensor bhsd(const at::Tensor &x) {
 
 at::Tensor contiguousLast(const at::Tensor &t) { return t.stride(-1) == 1 ? t : t.contiguous(); }
 
-}  // namespace
-
-at::Tensor rope_apply(const at::Tensor &x, const at::Tensor &cos, const at::Tensor &sin, bool backward) {
+at::Tensor ropeOne(const at::Tensor &x, const at::Tensor &cos, const at::Tensor &sin, bool backward) {
   const char *op = "rope";
   checkTables(op, x, cos, sin);
   TORCH_CHECK_VALUE(x.dim() == 4 || x.dim() == 3, op, ": q/k must be (B, H, S, D) or, for vision, (S, H, D); got ",
@@ -52,7 +51,7 @@ at::Tensor rope_apply(const at::Tensor &x, const at::Tensor &cos, const at::Tens
   return y;
 }
 
-at::Tensor mrope_apply(const at::Tensor &x, const at::Tensor &cos, const at::Tensor &sin, at::IntArrayRef section,
+at::Tensor mropeOne(const at::Tensor &x, const at::Tensor &cos, const at::Tensor &sin, at::IntArrayRef section,
                        bool backward) {
   const char *op = "mrope";
   checkTables(op, x, cos, sin);
@@ -74,6 +73,18 @@ at::Tensor mrope_apply(const at::Tensor &x, const at::Tensor &cos, const at::Ten
                tensorArg(y)},
               x.device(), b * s);
   return y;
+}
+
+}  // namespace
+
+std::tuple<at::Tensor, at::Tensor> rope_apply(const at::Tensor &q, const at::Tensor &k, const at::Tensor &cos,
+                                              const at::Tensor &sin, bool backward) {
+  return {ropeOne(q, cos, sin, backward), ropeOne(k, cos, sin, backward)};
+}
+
+std::tuple<at::Tensor, at::Tensor> mrope_apply(const at::Tensor &q, const at::Tensor &k, const at::Tensor &cos,
+                                               const at::Tensor &sin, at::IntArrayRef section, bool backward) {
+  return {mropeOne(q, cos, sin, section, backward), mropeOne(k, cos, sin, section, backward)};
 }
 
 }  // namespace tigon::ops

@@ -117,13 +117,13 @@ def _fused_grads(ctx, op, g, count):
 # autograd of rope and mrope: in C++ (ops/autograd.cpp), as the norms'
 
 @torch.library.register_fake("tigon::rope")
-def _rope_fake(x, cos, sin, backward):
-    return x.new_empty(x.shape)
+def _rope_fake(q, k, cos, sin, backward):
+    return q.new_empty(q.shape), k.new_empty(k.shape)
 
 
 @torch.library.register_fake("tigon::mrope")
-def _mrope_fake(x, cos, sin, section, backward):
-    return x.new_empty(x.shape)
+def _mrope_fake(q, k, cos, sin, section, backward):
+    return q.new_empty(q.shape), k.new_empty(k.shape)
 
 
 def rope(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor):
@@ -132,7 +132,7 @@ def rope(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor)
     first R <= D channels rotate. For vision towers: q/k (S, H, D) with cos/sin (S, R).
     Returns (q_embed, k_embed)."""
     _local_only("rope", q=q, k=k, cos=cos, sin=sin)
-    return torch.ops.tigon.rope(q, cos, sin, False), torch.ops.tigon.rope(k, cos, sin, False)
+    return torch.ops.tigon.rope(q, k, cos, sin, False)
 
 
 def mrope(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mrope_section):
@@ -143,7 +143,7 @@ def mrope(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
     section = [int(s) for s in mrope_section]
     if len(section) != 3 or sum(section) * 2 != q.shape[-1]:
         raise ValueError(f"mrope: mrope_section must be 3 sizes summing to D/2 = {q.shape[-1] // 2}, got {list(mrope_section)}")
-    return torch.ops.tigon.mrope(q, cos, sin, section, False), torch.ops.tigon.mrope(k, cos, sin, section, False)
+    return torch.ops.tigon.mrope(q, k, cos, sin, section, False)
 
 
 # ---- SwiGLU -------------------------------------------------------------------------------
