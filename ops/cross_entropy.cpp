@@ -71,15 +71,20 @@ at::Tensor cross_entropy_rows(const at::Tensor &logits, const at::Tensor &target
   int64_t n = z.size(0);
   at::Tensor grad = !with_grad ? at::empty({0}, logits.options()) : grad_in_logits ? z : at::empty_like(z);
   if (n > 0) {
-    std::vector<KernelArg> args = {tensorArg(z), tensorArg(t), KernelArg::ofInt(ignore_index), KernelArg::ofFloat(label_smoothing),
-                                   KernelArg::ofFloat(lse_square_scale), KernelArg::ofFloat(softcap)};
+    // rows as chunks of w logits (see the header of cross_entropy.tile): 16 bytes where V allows
+    int64_t v = z.size(1), w = 16 / z.element_size();
+    while (v % w != 0) w /= 2;
+    auto chunked = [&](const at::Tensor &x) { return x.view({n, v / w, w}); };
+    std::vector<KernelArg> args = {tensorArg(chunked(z)), tensorArg(t), KernelArg::ofInt(ignore_index),
+                                   KernelArg::ofFloat(label_smoothing), KernelArg::ofFloat(lse_square_scale),
+                                   KernelArg::ofFloat(softcap)};
     const char *kernel = !with_grad ? "cross_entropy_fwd" : grad_in_logits ? "cross_entropy_fwd_bwd_inplace" : "cross_entropy_fwd_bwd";
     if (with_grad) args.push_back(tensorArg(grad_scale));
     args.insert(args.end(), {tensorArg(loss), tensorArg(lse), tensorArg(error)});
-    if (with_grad && !grad_in_logits) args.push_back(tensorArg(grad));
-    Bindings b = {{"T", ir::dtypeName(dtypeOf(z))}, {"CAPPED", softcap != 0 ? "1" : "0"},
+    if (with_grad && !grad_in_logits) args.push_back(tensorArg(chunked(grad)));
+    Bindings b = {{"T", ir::dtypeName(dtypeOf(z))}, {"W", std::to_string(w)}, {"CAPPED", softcap != 0 ? "1" : "0"},
                   {"SMOOTHED", label_smoothing != 0 ? "1" : "0"}};
-    runKernel(builtinModule("cross_entropy.tile"), kernel, b, args, logits.device(), n);
+    runKernel(builtinModule("cross_entropy.tile"), kernel, b, args, logits.device(), n, /*tune=*/true, v);
   }
   return grad;
 }
@@ -113,7 +118,8 @@ at::Tensor cross_entropy_bwd(const at::Tensor &logits, const at::Tensor &target,
                                    KernelArg::ofFloat(softcap)};
     if (!grad_in_logits) args.push_back(tensorArg(grad));
     runKernel(builtinModule("cross_entropy.tile"), grad_in_logits ? "cross_entropy_bwd_inplace" : "cross_entropy_bwd",
-              {{"T", ir::dtypeName(dtypeOf(z))}, {"CAPPED", softcap != 0 ? "1" : "0"}}, args, logits.device(), z.size(0));
+              {{"T", ir::dtypeName(dtypeOf(z))}, {"CAPPED", softcap != 0 ? "1" : "0"}}, args, logits.device(), z.size(0),
+              /*tune=*/true, z.size(1));
   }
   return grad;
 }

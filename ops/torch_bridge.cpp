@@ -94,14 +94,16 @@ void interpretOnCpu(const TileModule &m, const std::string &kernel, const Bindin
 }  // namespace
 
 void runKernel(const TileModule &m, const std::string &kernel, const Bindings &fixed, const std::vector<KernelArg> &args,
-               const at::Device &device, int64_t rows, bool tune) {
+               const at::Device &device, int64_t rows, bool tune, int64_t columns) {
   guarded([&] {
     if (!device.is_cuda()) return interpretOnCpu(m, kernel, fixed, args);
     int index = device.index();
     CUstream stream = c10::cuda::getCurrentCUDAStream(index).stream();
     std::vector<bool> aligned = tensorAlignment(args);
-    std::string tuneKey = tune ? fmt::format("{} {} rows~{}", kernel, configString(fixed), rowBucket(rows))
-                               : fmt::format("{} {} defaults", kernel, configString(fixed));
+    std::string tuneKey = !tune         ? fmt::format("{} {} defaults", kernel, configString(fixed))
+                          : columns > 0 ? fmt::format("{} {} rows~{} columns~{}", kernel, configString(fixed),
+                                                      rowBucket(rows), rowBucket(columns))
+                                        : fmt::format("{} {} rows~{}", kernel, configString(fixed), rowBucket(rows));
     // the hot path: a call like an earlier one goes straight to its kernel
     std::string callKey = fmt::format("{} {} {} ", m.sourceHash, tuneKey, index);
     for (bool a : aligned) callKey += a ? '1' : '0';

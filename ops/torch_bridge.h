@@ -23,11 +23,12 @@ KernelArg tensorArg(const at::Tensor &t);
 const TileModule &builtinModule(const std::string &file);
 
 // Runs `kernel` over its grid. `fixed` binds dtypes and consts; tune values come from the
-// autotuner (bucketed by `rows`) on CUDA, from the kernel's defaults on the CPU. tune = false
-// takes the defaults on CUDA too (nothing timed: for tiny kernels, and in-place ones whose
-// timing would copy a large tensor to scratch memory).
+// autotuner (bucketed by `rows`, and by `columns` where a run-time width decides the best
+// config, as the vocabulary does cross-entropy's) on CUDA, from the kernel's defaults on the
+// CPU. tune = false takes the defaults on CUDA too (nothing timed: for tiny kernels, and
+// in-place ones whose timing would copy a large tensor to scratch memory).
 void runKernel(const TileModule &m, const std::string &kernel, const Bindings &fixed, const std::vector<KernelArg> &args,
-               const at::Device &device, int64_t rows, bool tune = true);
+               const at::Device &device, int64_t rows, bool tune = true, int64_t columns = 0);
 
 // Number of multiprocessors of a CUDA device (for sizing persistent grids); 4 on the CPU.
 int64_t parallelism(const at::Device &device);

@@ -61,7 +61,8 @@ void checkLossLse(const torch::Tensor &loss, const torch::Tensor &lse, const tor
   CHECK(relErr(lse, ref.lse.detach()) < 1e-5);
 }
 
-// block: columns per step, as PER_THREAD * 32 * WARPS with WARPS = 8
+// block: columns per step, as PER_THREAD * 32 * WARPS with WARPS = 8; the forward kernels see
+// rows as chunks of w logits (the op's rule)
 void checkCrossEntropy(ir::DType dt, int64_t bt, int64_t v, const CeOptions &o, const std::string &block) {
   const TileModule &mod = builtinModule("cross_entropy.tile");
   std::string tn = ir::dtypeName(dt);
@@ -86,8 +87,12 @@ void checkCrossEntropy(ir::DType dt, int64_t bt, int64_t v, const CeOptions &o, 
   // the case flags from the values, as the op binds them (the backward kernels take CAPPED only)
   Bindings bwdBind = {{"T", tn}, {"PER_THREAD", std::to_string(std::stoi(block) / 256)}, {"WARPS", "8"},
                       {"CAPPED", o.softcap != 0 ? "1" : "0"}};
-  Bindings bind = bwdBind;
-  bind["SMOOTHED"] = o.smoothing != 0 ? "1" : "0";
+  int64_t w = 16 / ir::dtypeBytes(dt);
+  while (v % w != 0) w /= 2;
+  CAPTURE(w);
+  auto chunked = [&](const torch::Tensor &x) { return x.view({bt, v / w, w}); };
+  Bindings bind = {{"T", tn}, {"W", std::to_string(w)}, {"PER_THREAD", std::to_string(std::stoi(block) / 256)},
+                   {"WARPS", "8"}, {"CAPPED", o.softcap != 0 ? "1" : "0"}, {"SMOOTHED", o.smoothing != 0 ? "1" : "0"}};
   const double scale = 1.0 / 3.0;
   torch::Tensor scaleT = torch::full({1}, scale, torch::kFloat32);  // the fused kernels' gradient scale
   auto common = [&]() {
@@ -102,7 +107,7 @@ void checkCrossEntropy(ir::DType dt, int64_t bt, int64_t v, const CeOptions &o, 
   torch::Tensor loss = poisoned({bt}, ir::DType::F32), lse = poisoned({bt}, ir::DType::F32);
   torch::Tensor err = torch::zeros({1}, torch::kInt32);
   {
-    std::vector<KernelArg> a = {arg(logits, dt), arg(target, ir::DType::I64)};
+    std::vector<KernelArg> a = {arg(chunked(logits), dt), arg(target, ir::DType::I64)};
     for (KernelArg &k : common()) a.push_back(k);
     for (KernelArg k : {arg(loss, ir::DType::F32), arg(lse, ir::DType::F32), arg(err, ir::DType::I32)}) a.push_back(k);
     interpret(specialize(mod, "cross_entropy_fwd", bind), a);
@@ -112,10 +117,10 @@ void checkCrossEntropy(ir::DType dt, int64_t bt, int64_t v, const CeOptions &o, 
   {
     torch::Tensor loss2 = poisoned({bt}, ir::DType::F32), lse2 = poisoned({bt}, ir::DType::F32);
     torch::Tensor err2 = torch::zeros({1}, torch::kInt32), dlogits = poisoned({bt, v}, dt);
-    std::vector<KernelArg> a = {arg(logits, dt), arg(target, ir::DType::I64)};
+    std::vector<KernelArg> a = {arg(chunked(logits), dt), arg(target, ir::DType::I64)};
     for (KernelArg &k : common()) a.push_back(k);
     for (KernelArg k : {arg(scaleT, ir::DType::F32), arg(loss2, ir::DType::F32), arg(lse2, ir::DType::F32),
-                        arg(err2, ir::DType::I32), arg(dlogits, dt)})
+                        arg(err2, ir::DType::I32), arg(chunked(dlogits), dt)})
       a.push_back(k);
     interpret(specialize(mod, "cross_entropy_fwd_bwd", bind), a);
     checkLossLse(loss2, lse2, err2, ref, o);
@@ -127,7 +132,7 @@ void checkCrossEntropy(ir::DType dt, int64_t bt, int64_t v, const CeOptions &o, 
     torch::Tensor buf = logits.clone();
     torch::Tensor loss3 = poisoned({bt}, ir::DType::F32), lse3 = poisoned({bt}, ir::DType::F32);
     torch::Tensor err3 = torch::zeros({1}, torch::kInt32);
-    std::vector<KernelArg> a = {arg(buf, dt), arg(target, ir::DType::I64)};
+    std::vector<KernelArg> a = {arg(chunked(buf), dt), arg(target, ir::DType::I64)};
     for (KernelArg &k : common()) a.push_back(k);
     for (KernelArg k : {arg(scaleT, ir::DType::F32), arg(loss3, ir::DType::F32), arg(lse3, ir::DType::F32),
                         arg(err3, ir::DType::I32)})
