@@ -34,13 +34,6 @@ def _local_only(op: str, **tensors):
                             "see docs/distributed.md")
 
 
-def _auxiliary(ctx, *outputs):
-    """Outputs that carry no gradient (saved statistics, gradients computed in the forward):
-    autograd must not materialize zero gradients for them (a full pass over memory each)."""
-    ctx.mark_non_differentiable(*outputs)
-    ctx.set_materialize_grads(False)
-
-
 # autograd of rms_norm_fwd and layer_norm_fwd: in C++ (ops/autograd.cpp), for host time
 
 
@@ -88,29 +81,6 @@ def layer_norm(x: torch.Tensor, weight: torch.Tensor | None = None, bias: torch.
 @torch.library.register_fake("tigon::scale_unless_one_")
 def _scale_unless_one_fake(tensors, g):
     return None
-
-
-def _fused_grads(ctx, op, g, count):
-    """The backward of a loss whose gradients the forward computed (reduction "mean" or "sum",
-    for an upstream gradient of 1): the first `count` saved tensors (those gradients) times the
-    upstream gradient g (a 0-dim tensor). In eager, scaled in place on the device and handed
-    out as they are: no copy, no host sync, no pass at all when g is 1 (the kernel reads g).
-    So they serve one backward only: a second one through the same graph (retain_graph=True)
-    raises instead of returning them scaled twice, or aliased with what the first handed out.
-    Under torch.compile: grad * g, out of place."""
-    if type(g) is not torch.Tensor or torch.compiler.is_compiling():  # traced (fake) tensors
-        return tuple(t * g for t in ctx.saved_tensors[:count])
-    if getattr(ctx, "fused_grads_used", False):  # checked before the saved tensors are unpacked
-        raise RuntimeError(
-            f"tigon.{op}: a second backward through the same loss (retain_graph=True) is not supported with "
-            "reduction=\"mean\" or \"sum\": the forward computed the gradient, and the first backward scaled it in "
-            "place by its upstream gradient and handed it out, so it cannot serve again (it would come out scaled "
-            "twice, and alias the first result). Use reduction=\"none\" and reduce the rows yourself (its backward "
-            "recomputes the gradient every time), or call the loss again before each backward.")
-    ctx.fused_grads_used = True
-    grads = ctx.saved_tensors[:count]
-    torch.ops.tigon.scale_unless_one_(list(grads), g)
-    return grads
 
 
 # ---- RoPE and M-RoPE ----------------------------------------------------------------------
@@ -175,6 +145,9 @@ def _loss_shape(n, reduction):
     return (n,) if reduction == "none" else ()
 
 
+# autograd of cross_entropy_fwd and fused_linear_cross_entropy_fwd: in C++ (ops/autograd.cpp),
+# as the norms'; its backward scales the gradients the forward computed, in place
+
 @torch.library.register_fake("tigon::cross_entropy_fwd")
 def _ce_fwd_fake(logits, target, ignore_index, label_smoothing, lse_square_scale, softcap, with_grad, grad_in_logits,
                  reduction, check_targets):
@@ -201,44 +174,10 @@ def _defer_target_check(with_grad):
     return with_grad and not torch.compiler.is_compiling()
 
 
-def _check_deferred_targets(ctx):
-    """The bad-target check a forward left to this backward (see _defer_target_check)."""
-    if ctx.deferred_check is not None:
-        torch.ops.tigon.raise_on_bad_target(*ctx.deferred_check)
-
-
 @torch.library.register_fake("tigon::cross_entropy_bwd")
 def _ce_bwd_fake(logits, target, lse, grad_rows, ignore_index, label_smoothing, lse_square_scale, softcap,
                  grad_in_logits):
     return logits.new_empty(logits.shape)
-
-
-def _ce_setup(ctx, inputs, output):
-    logits, target, ignore_index, ls, z, softcap, with_grad, _in_logits, _reduction, check_targets = inputs
-    _auxiliary(ctx, *output[1:])
-    ctx.options = (ignore_index, ls, z, softcap)
-    ctx.fused = with_grad
-    ctx.deferred_check = None if check_targets else (output[3], logits.shape[1], ignore_index)
-    if with_grad:  # the gradient of the reduced loss, from the forward
-        ctx.save_for_backward(output[2])
-    else:
-        ctx.save_for_backward(logits, target, output[1])
-
-
-def _ce_backward(ctx, g_loss, _g_lse, _g_grad, _g_error):
-    if g_loss is None:
-        _check_deferred_targets(ctx)
-        return (None,) * 10
-    if ctx.fused:  # the gradient came with the forward, for the reduced loss
-        grad, = _fused_grads(ctx, "cross_entropy", g_loss, 1)
-        _check_deferred_targets(ctx)
-        return (grad,) + (None,) * 9
-    saved, target, lse = ctx.saved_tensors  # reduction="none": g_loss has one value per row
-    grad = torch.ops.tigon.cross_entropy_bwd(saved, target, lse, g_loss, *ctx.options, False)
-    return (grad,) + (None,) * 9
-
-
-torch.library.register_autograd("tigon::cross_entropy_fwd", _ce_backward, setup_context=_ce_setup)
 
 
 def _loss_options(ignore_index, reduction, label_smoothing, lse_square_scale, softcap, op):
@@ -286,40 +225,6 @@ def _flce_fwd_fake(x, weight, target, bias, ignore_index, ls, z, softcap, with_g
 def _flce_bwd_fake(x, weight, target, bias, lse, grad_rows, ignore_index, ls, z, softcap, accum_f32, chunk_rows):
     return [x.new_empty(x.shape), weight.new_empty(weight.shape),
             bias.new_empty(bias.shape) if bias is not None else x.new_empty(0)]
-
-
-def _flce_setup(ctx, inputs, output):
-    x, weight, target, bias, ignore_index, ls, z, softcap, with_grad, _reduction, accum_f32, chunk_rows, check = inputs
-    _auxiliary(ctx, *output[1:])
-    ctx.fused = with_grad
-    ctx.deferred_check = None if check else (output[5], weight.shape[0], ignore_index)
-    ctx.has_bias = bias is not None
-    ctx.options = (ignore_index, ls, z, softcap)
-    ctx.accum = (accum_f32, chunk_rows)
-    if with_grad:  # the gradients of the reduced loss, from the forward: dx, dw (and db)
-        ctx.save_for_backward(*output[2:5 if ctx.has_bias else 4])
-    else:
-        ctx.save_for_backward(x, weight, target, bias, output[1])
-
-
-def _flce_backward(ctx, grads_out):
-    g_rows = grads_out[0]  # the op returns a list: its gradients come as one list
-    if g_rows is None:
-        _check_deferred_targets(ctx)
-        return (None,) * 13
-    if ctx.fused:  # the gradients came with the forward, for the reduced loss
-        grads = _fused_grads(ctx, "fused_linear_cross_entropy", g_rows, 3 if ctx.has_bias else 2)
-        grads = grads if ctx.has_bias else grads + (None,)
-        _check_deferred_targets(ctx)
-    else:
-        x, weight, target, bias, lse = ctx.saved_tensors
-        dx, dw, db = torch.ops.tigon.fused_linear_cross_entropy_bwd(x, weight, target, bias, lse, g_rows, *ctx.options,
-                                                                     *ctx.accum)
-        grads = (dx, dw, db if ctx.has_bias else None)
-    return grads[0], grads[1], None, grads[2], None, None, None, None, None, None, None, None, None
-
-
-torch.library.register_autograd("tigon::fused_linear_cross_entropy_fwd", _flce_backward, setup_context=_flce_setup)
 
 
 def fused_linear_cross_entropy(x: torch.Tensor, weight: torch.Tensor, target: torch.Tensor,

@@ -59,7 +59,8 @@ def global_batch_slice(name: str, step: int, size: int, rank: int, world: int, d
 
 
 CPP_NODES = {"RmsNorm": "rms_norm_fwd", "LayerNorm": "layer_norm_fwd", "Rope": "rope", "MRope": "mrope",
-             "SwiGlu": "swiglu_fwd"}
+             "SwiGlu": "swiglu_fwd", "CrossEntropy": "cross_entropy_fwd",
+             "FusedLinearCrossEntropy": "fused_linear_cross_entropy_fwd"}
 
 
 def tigon_ops_in_graph(loss: torch.Tensor) -> dict:
