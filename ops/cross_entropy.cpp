@@ -8,6 +8,7 @@
 // training step's forward never waits for the GPU.
 #include "ops/ops.h"
 #include "ops/torch_bridge.h"
+#include "runtime/builtin_kernels.h"
 
 namespace tigon::ops {
 
@@ -72,8 +73,7 @@ at::Tensor cross_entropy_rows(const at::Tensor &logits, const at::Tensor &target
   at::Tensor grad = !with_grad ? at::empty({0}, logits.options()) : grad_in_logits ? z : at::empty_like(z);
   if (n > 0) {
     // rows as chunks of w logits (see the header of cross_entropy.tile): 16 bytes where V allows
-    int64_t v = z.size(1), w = 16 / z.element_size();
-    while (v % w != 0) w /= 2;
+    int64_t v = z.size(1), w = chunkWidth(v, z.element_size());
     auto chunked = [&](const at::Tensor &x) { return x.view({n, v / w, w}); };
     std::vector<KernelArg> args = {tensorArg(chunked(z)), tensorArg(t), KernelArg::ofInt(ignore_index),
                                    KernelArg::ofFloat(label_smoothing), KernelArg::ofFloat(lse_square_scale),

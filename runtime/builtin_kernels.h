@@ -24,10 +24,17 @@ struct BuiltinOp {
   std::string summary;
   Bindings caseFlags = {};     // const flags that pick a case, at the common one (cross_entropy:
                                // CAPPED=0 SMOOTHED=0); bind them where a kernel declares them
+  std::string chunkParam = {}; // a const that takes chunkWidth of the hidden size (cross_entropy's
+                               // W: its forward kernels see a row as chunks of W)
 };
 
-// b plus op.caseFlags that `kernel` declares and b does not bind.
-Bindings withCaseFlags(const BuiltinOp &op, const ast::Kernel &kernel, Bindings b);
+// The widest chunk of a row of `columns` elements of `elementBytes` bytes: the elements in 16
+// bytes, halved until it divides the row (1 for an odd count).
+int64_t chunkWidth(int64_t columns, int64_t elementBytes);
+
+// b plus what `kernel` declares and b does not bind: op.caseFlags, and op.chunkParam as the
+// chunk width of rows of `hidden` elements of the dtype b binds to op.dtypeParam.
+Bindings withOpDefaults(const BuiltinOp &op, const ast::Kernel &kernel, Bindings b, int64_t hidden);
 
 const std::vector<BuiltinOp> &builtinOps();
 // Throws tigon::Error listing the ops when `name` is not one.

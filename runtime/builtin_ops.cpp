@@ -1,3 +1,5 @@
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "dsl/error.h"
@@ -20,15 +22,29 @@ const std::vector<BuiltinOp> &builtinOps() {
       {"cross_entropy", "cross_entropy.tile", "cross_entropy_fwd",
        {"cross_entropy_fwd_bwd", "cross_entropy_fwd_bwd_inplace", "cross_entropy_bwd", "cross_entropy_bwd_inplace"}, "", "T",
        "cross-entropy over a run-time vocab: ignore_index, label smoothing, z-loss, softcap; gradient fused or from lse",
-       {{"CAPPED", "0"}, {"SMOOTHED", "0"}}},
+       {{"CAPPED", "0"}, {"SMOOTHED", "0"}}, "W"},
   };
   return ops;
 }
 
-Bindings withCaseFlags(const BuiltinOp &op, const ast::Kernel &kernel, Bindings b) {
-  for (const auto &[name, value] : op.caseFlags)
+int64_t chunkWidth(int64_t columns, int64_t elementBytes) {
+  int64_t w = std::max<int64_t>(1, 16 / elementBytes);
+  while (columns % w != 0) w /= 2;
+  return w;
+}
+
+Bindings withOpDefaults(const BuiltinOp &op, const ast::Kernel &kernel, Bindings b, int64_t hidden) {
+  auto declares = [&](const std::string &name) {
     for (const ast::GenericParam &g : kernel.generics)
-      if (g.name == name) b.emplace(name, value);  // emplace: a binding already there stays
+      if (g.name == name) return true;
+    return false;
+  };
+  for (const auto &[name, value] : op.caseFlags)
+    if (declares(name)) b.emplace(name, value);  // emplace: a binding already there stays
+  ir::DType dt;
+  auto dtype = b.find(op.dtypeParam);
+  if (!op.chunkParam.empty() && declares(op.chunkParam) && dtype != b.end() && ir::parseDType(dtype->second, &dt))
+    b.emplace(op.chunkParam, std::to_string(chunkWidth(hidden, ir::dtypeBytes(dt))));
   return b;
 }
 

@@ -195,7 +195,7 @@ int cmdPtx(const Options &o) {
   std::string kernel = !o.kernel.empty() ? o.kernel : o.backward ? op.backward.front() : op.forward;
   if (std::find(all.begin(), all.end(), kernel) == all.end())
     throw UsageError(fmt::format("op {} has no kernel '{}' (its kernels: {})", op.name, kernel, fmt::join(all, ", ")));
-  write(o, emitStage(o, specialize(m, kernel, withCaseFlags(op, *m.ast.findKernel(kernel), b))));
+  write(o, emitStage(o, specialize(m, kernel, withOpDefaults(op, *m.ast.findKernel(kernel), b, *o.hidden))));
   return 0;
 }
 

@@ -229,8 +229,7 @@ Case crossEntropy(const std::string &kind, ir::DType dt, int64_t bt, int64_t v, 
   bool inplace = kind.find("inplace") != std::string::npos, bwd = kind.rfind("bwd", 0) == 0;
   c.fixed = {{"T", ir::dtypeName(dt)}, {"CAPPED", o.softcap != 0 ? "1" : "0"}};  // the case flags, as the op binds them
   // the forward kernels see rows as chunks of w logits, as the op passes them
-  int64_t w = 16 / ir::dtypeBytes(dt);
-  while (v % w != 0) w /= 2;
+  int64_t w = chunkWidth(v, ir::dtypeBytes(dt));
   std::vector<int64_t> rows = bwd ? std::vector<int64_t>{bt, v} : std::vector<int64_t>{bt, v / w, w};
   if (!bwd) {
     c.fixed["SMOOTHED"] = o.smoothing != 0 ? "1" : "0";

@@ -68,3 +68,16 @@ def test_list(tigon_bin):
     r = run(tigon_bin, "list")
     assert r.returncode == 0
     assert "rms_norm" in r.stdout
+
+
+def test_ptx_of_cross_entropy_sees_rows_as_chunks_that_divide_the_vocabulary(tigon_bin):
+    """--hidden is the vocabulary: W, the forward kernels' chunk width, follows from it and the
+    dtype (16 bytes where V allows; 1 for an odd V), and a 16-byte chunk loads as one v4."""
+    for v, dtype, w in (("128256", "bf16", 8), ("128256", "f32", 4), ("50257", "bf16", 1), ("30522", "bf16", 2)):
+        r = run(tigon_bin, "ptx", "cross_entropy", "--hidden", v, "--dtype", dtype, "--arch", "sm_90", "--emit", "ir")
+        assert r.returncode == 0, r.stderr
+        assert f"W={w} " in r.stdout and f"[BT, VC, {w}]" in r.stdout, r.stdout[:400]
+    r = run(tigon_bin, "ptx", "cross_entropy", "--hidden", "128256", "--dtype", "bf16", "--arch", "sm_90",
+            "--backward")
+    assert r.returncode == 0, r.stderr
+    assert "ld.global.v4" in r.stdout or "ld.global.nc.v4" in r.stdout

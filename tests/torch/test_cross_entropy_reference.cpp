@@ -87,8 +87,7 @@ void checkCrossEntropy(ir::DType dt, int64_t bt, int64_t v, const CeOptions &o, 
   // the case flags from the values, as the op binds them (the backward kernels take CAPPED only)
   Bindings bwdBind = {{"T", tn}, {"PER_THREAD", std::to_string(std::stoi(block) / 256)}, {"WARPS", "8"},
                       {"CAPPED", o.softcap != 0 ? "1" : "0"}};
-  int64_t w = 16 / ir::dtypeBytes(dt);
-  while (v % w != 0) w /= 2;
+  int64_t w = chunkWidth(v, ir::dtypeBytes(dt));
   CAPTURE(w);
   auto chunked = [&](const torch::Tensor &x) { return x.view({bt, v / w, w}); };
   Bindings bind = {{"T", tn}, {"W", std::to_string(w)}, {"PER_THREAD", std::to_string(std::stoi(block) / 256)},
