@@ -194,6 +194,22 @@ kernel k<F: const>(x: f32[M], y: out f32[1]) grid 1 {
   CHECK_FALSE(contains(off.ptx, "ld.global"));
 }
 
+TEST_CASE("llvm: a where on a const flag computes only the side it keeps") {
+  // how cross_entropy.tile applies the softcap (tanh) only in its CAPPED=1 kernel
+  const char *src = R"(
+kernel k<F: const>(x: f32[M], y: out f32[M]) grid cdiv(M, 256) {
+    let i = program_id() * 256 + iota(256);
+    let v = x[i];
+    y[i] = where(F != 0, tanh(v) * 3.0, v);
+})";
+  TileModule m = loadTileSource("flag_where.tile", src);
+  codegen::PtxResult on = codegen::compileToPtx(specialize(m, "k", {{"F", "1"}}), "sm_90");
+  codegen::PtxResult off = codegen::compileToPtx(specialize(m, "k", {{"F", "0"}}), "sm_90");
+  CHECK(contains(on.ptx, "tanh"));
+  CHECK_FALSE(contains(off.ptx, "tanh"));
+  CHECK_FALSE(contains(off.ptx, "selp"));
+}
+
 TEST_CASE("llvm: argmax over a row keeps value and index through shuffles and shared memory") {
   ir::Function f = rowArgmax();
   for (const char *arch : {"sm_80", "sm_90"}) {
