@@ -185,7 +185,7 @@ def ce_ref(logits, target, ignore_index, reduction, ls, z, softcap):
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("v", [1000, 4099])
+@pytest.mark.parametrize("v", [1000, 1002, 4099])  # rows as chunks of 8 (f32: 4), 2, 1
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("ls,z,softcap", [(0.0, 0.0, None), (0.1, 1e-4, 30.0)])
 def test_cross_entropy(device, dtype, v, reduction, ls, z, softcap):
