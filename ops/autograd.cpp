@@ -190,7 +190,8 @@ void checkDeferredTargets(AutogradContext *ctx) {
 
 // The first `count` saved tensors (the gradients the forward computed) times g (0-dim).
 variable_list fusedGrads(AutogradContext *ctx, const char *op, const at::Tensor &g, size_t count) {
-  if (!traced(g)) {  // checked before the saved tensors are unpacked (the first backward bumped their version)
+  bool tracing = traced(g);
+  if (!tracing) {  // checked before the saved tensors are unpacked (the first backward bumped their version)
     TORCH_CHECK(!ctx->saved_data.count("grads_used"), "tigon.", op,
                 ": a second backward through the same loss (retain_graph=True) is not supported with "
                 "reduction=\"mean\" or \"sum\": the forward computed the gradient, and the first backward scaled it in "
@@ -201,7 +202,7 @@ variable_list fusedGrads(AutogradContext *ctx, const char *op, const at::Tensor 
   }
   variable_list saved = ctx->get_saved_variables();
   variable_list grads(saved.begin(), saved.begin() + long(count));
-  if (traced(g)) {
+  if (tracing) {
     for (at::Tensor &t : grads) t = t.mul(g);
     return grads;
   }

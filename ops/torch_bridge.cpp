@@ -100,10 +100,9 @@ void runKernel(const TileModule &m, const std::string &kernel, const Bindings &f
     int index = device.index();
     CUstream stream = c10::cuda::getCurrentCUDAStream(index).stream();
     std::vector<bool> aligned = tensorAlignment(args);
-    std::string tuneKey = !tune         ? fmt::format("{} {} defaults", kernel, configString(fixed))
-                          : columns > 0 ? fmt::format("{} {} rows~{} columns~{}", kernel, configString(fixed),
-                                                      rowBucket(rows), rowBucket(columns))
-                                        : fmt::format("{} {} rows~{}", kernel, configString(fixed), rowBucket(rows));
+    std::string tuneKey = tune ? fmt::format("{} {} rows~{}", kernel, configString(fixed), rowBucket(rows))
+                               : fmt::format("{} {} defaults", kernel, configString(fixed));
+    if (tune && columns > 0) tuneKey += fmt::format(" columns~{}", rowBucket(columns));
     // the hot path: a call like an earlier one goes straight to its kernel
     std::string callKey = fmt::format("{} {} {} ", m.sourceHash, tuneKey, index);
     for (bool a : aligned) callKey += a ? '1' : '0';

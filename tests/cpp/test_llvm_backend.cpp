@@ -177,6 +177,11 @@ TEST_CASE("llvm: row sum over more than 32 lanes goes through shared memory") {
   }
 }
 
+// The sm_90 PTX of kernel k of `src` with its const F bound to `flag`.
+static std::string flagKernelPtx(const char *src, const char *flag) {
+  return codegen::compileToPtx(specialize(loadTileSource("flag.tile", src), "k", {{"F", flag}}), "sm_90").ptx;
+}
+
 TEST_CASE("llvm: a loop behind a const flag of 0 is gone from the PTX, its reduction's barrier too") {
   // how cross_entropy.tile compiles each case as its own kernel (CAPPED, SMOOTHED)
   const char *src = R"(
@@ -185,13 +190,11 @@ kernel k<F: const>(x: f32[M], y: out f32[1]) grid 1 {
     for once in range(where(F == 0, 0, 1)) { s = sum(x[iota(256)]); }
     y[0] = s;
 })";
-  TileModule m = loadTileSource("flag.tile", src);
-  codegen::PtxResult on = codegen::compileToPtx(specialize(m, "k", {{"F", "1"}}), "sm_90");
-  codegen::PtxResult off = codegen::compileToPtx(specialize(m, "k", {{"F", "0"}}), "sm_90");
-  CHECK(contains(on.ptx, "bar.sync"));
-  CHECK(contains(on.ptx, "ld.global"));
-  CHECK_FALSE(contains(off.ptx, "bar.sync"));
-  CHECK_FALSE(contains(off.ptx, "ld.global"));
+  std::string on = flagKernelPtx(src, "1"), off = flagKernelPtx(src, "0");
+  CHECK(contains(on, "bar.sync"));
+  CHECK(contains(on, "ld.global"));
+  CHECK_FALSE(contains(off, "bar.sync"));
+  CHECK_FALSE(contains(off, "ld.global"));
 }
 
 TEST_CASE("llvm: a where on a const flag computes only the side it keeps") {
@@ -202,12 +205,10 @@ kernel k<F: const>(x: f32[M], y: out f32[M]) grid cdiv(M, 256) {
     let v = x[i];
     y[i] = where(F != 0, tanh(v) * 3.0, v);
 })";
-  TileModule m = loadTileSource("flag_where.tile", src);
-  codegen::PtxResult on = codegen::compileToPtx(specialize(m, "k", {{"F", "1"}}), "sm_90");
-  codegen::PtxResult off = codegen::compileToPtx(specialize(m, "k", {{"F", "0"}}), "sm_90");
-  CHECK(contains(on.ptx, "tanh"));
-  CHECK_FALSE(contains(off.ptx, "tanh"));
-  CHECK_FALSE(contains(off.ptx, "selp"));
+  std::string on = flagKernelPtx(src, "1"), off = flagKernelPtx(src, "0");
+  CHECK(contains(on, "tanh"));
+  CHECK_FALSE(contains(off, "tanh"));
+  CHECK_FALSE(contains(off, "selp"));
 }
 
 TEST_CASE("llvm: argmax over a row keeps value and index through shuffles and shared memory") {
