@@ -18,12 +18,14 @@ struct BuiltinOp {
   std::string file;            // "rms_norm.tile"
   std::string forward;         // kernel names
   std::vector<std::string> backward;
-  std::string hiddenParam;     // the const parameter that takes the hidden size ("" if none:
-                               // every size is a run-time dim, as the vocab of cross_entropy)
+  std::vector<std::string> hiddenParams;  // the const parameters that take the hidden size (none:
+                                          // every size is a run-time dim, as the vocab of
+                                          // cross_entropy; rope: R and D, a full rotary)
   std::string dtypeParam;      // the dtype generic
   std::string summary;
-  Bindings caseFlags = {};     // const flags that pick a case, at the common one (cross_entropy:
-                               // CAPPED=0 SMOOTHED=0); bind them where a kernel declares them
+  Bindings defaults = {};      // consts the op binds from its inputs, at a common value: flags
+                               // that pick a case (cross_entropy: CAPPED=0 SMOOTHED=0) and head
+                               // counts (rope: HQ=32 HK=8); bound where a kernel declares them
   std::string chunkParam = {}; // a const that takes chunkWidth of the hidden size (cross_entropy's
                                // W: its forward kernels see a row as chunks of W)
 };
@@ -32,7 +34,7 @@ struct BuiltinOp {
 // bytes, halved until it divides the row (1 for an odd count).
 int64_t chunkWidth(int64_t columns, int64_t elementBytes);
 
-// b plus what `kernel` declares and b does not bind: op.caseFlags, and op.chunkParam as the
+// b plus what `kernel` declares and b does not bind: op.defaults, and op.chunkParam as the
 // chunk width of rows of `hidden` elements of the dtype b binds to op.dtypeParam.
 Bindings withOpDefaults(const BuiltinOp &op, const ast::Kernel &kernel, Bindings b, int64_t hidden);
 

@@ -9,18 +9,20 @@ namespace tigon {
 
 const std::vector<BuiltinOp> &builtinOps() {
   static const std::vector<BuiltinOp> ops = {
-      {"rms_norm", "rms_norm.tile", "rms_norm_fwd", {"rms_norm_bwd"}, "N", "T",
+      {"rms_norm", "rms_norm.tile", "rms_norm_fwd", {"rms_norm_bwd"}, {"N"}, "T",
        "RMSNorm over the last dimension (Llama casting), backward gives dx and dw"},
-      {"layer_norm", "layer_norm.tile", "layer_norm_fwd", {"layer_norm_bwd"}, "N", "T",
+      {"layer_norm", "layer_norm.tile", "layer_norm_fwd", {"layer_norm_bwd"}, {"N"}, "T",
        "LayerNorm over the last dimension (torch/HF), optional weight and bias, backward gives dx, dw, db"},
-      {"rope", "rope.tile", "rope_fwd", {"rope_bwd"}, "R", "T",
-       "HF rotate-half RoPE on strided (B, H, S, D) q or k, partial rotary R <= D, vision layout"},
-      {"mrope", "mrope.tile", "mrope_fwd", {"mrope_bwd"}, "D", "T",
-       "Qwen2-VL multimodal RoPE: per-channel t/h/w tables by mrope_section"},
-      {"swiglu", "swiglu.tile", "swiglu_fwd", {"swiglu_bwd"}, "N", "T",
+      {"rope", "rope.tile", "rope_fwd", {"rope_bwd"}, {"R", "D"}, "T",
+       "HF rotate-half RoPE on strided (B, H, S, D) q and k in one launch, partial rotary R <= D, vision layout",
+       {{"HQ", "32"}, {"HK", "8"}}},
+      {"mrope", "mrope.tile", "mrope_fwd", {"mrope_bwd"}, {"D"}, "T",
+       "Qwen2-VL multimodal RoPE of q and k: per-channel t/h/w tables by mrope_section",
+       {{"HQ", "28"}, {"HK", "4"}}},
+      {"swiglu", "swiglu.tile", "swiglu_fwd", {"swiglu_bwd"}, {"N"}, "T",
        "SwiGLU silu(a) * b in f32, backward recomputes silu from a"},
       {"cross_entropy", "cross_entropy.tile", "cross_entropy_fwd",
-       {"cross_entropy_fwd_bwd", "cross_entropy_fwd_bwd_inplace", "cross_entropy_bwd", "cross_entropy_bwd_inplace"}, "", "T",
+       {"cross_entropy_fwd_bwd", "cross_entropy_fwd_bwd_inplace", "cross_entropy_bwd", "cross_entropy_bwd_inplace"}, {}, "T",
        "cross-entropy over a run-time vocab: ignore_index, label smoothing, z-loss, softcap; gradient fused or from lse",
        {{"CAPPED", "0"}, {"SMOOTHED", "0"}}, "W"},
   };
@@ -39,7 +41,7 @@ Bindings withOpDefaults(const BuiltinOp &op, const ast::Kernel &kernel, Bindings
       if (g.name == name) return true;
     return false;
   };
-  for (const auto &[name, value] : op.caseFlags)
+  for (const auto &[name, value] : op.defaults)
     if (declares(name)) b.emplace(name, value);  // emplace: a binding already there stays
   ir::DType dt;
   auto dtype = b.find(op.dtypeParam);

@@ -187,7 +187,9 @@ int cmdPtx(const Options &o) {
   const BuiltinOp &op = builtinOp(o.positional[0]);
   TileModule m = loadTileSource(op.file, builtinKernelSources().at(op.file));
   Bindings b = o.bindings;
-  if (!op.hiddenParam.empty()) b[op.hiddenParam] = std::to_string(*o.hidden);  // else all sizes are run-time
+  // the hidden size binds each of the op's size parameters that -D leaves free (none: all
+  // sizes are run-time); e.g. rope --hidden 128 -D R=64 is a partial rotary of 128-wide heads
+  for (const std::string &p : op.hiddenParams) b.emplace(p, std::to_string(*o.hidden));
   b[op.dtypeParam] = o.dtype;
   // one kernel per module: the forward, the first backward kernel, or any of the op's by --kernel
   std::vector<std::string> all;

@@ -100,15 +100,18 @@ def rope(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor)
     """Rotary embedding, HF rotate-half (``apply_rotary_pos_emb`` with unsqueeze_dim=1):
     q (B, Hq, S, D) and k (B, Hk, S, D) (any strides but the last), cos/sin (B or 1, S, R); the
     first R <= D channels rotate. For vision towers: q/k (S, H, D) with cos/sin (S, R).
-    Returns (q_embed, k_embed)."""
+    q and k share batch, positions, head dim and dtype (one kernel launch rotates both).
+    Returns (q_embed, k_embed), each with its input's strides (HF's transposed q gives a
+    transposed q_embed, as torch's arithmetic would)."""
     _local_only("rope", q=q, k=k, cos=cos, sin=sin)
     return torch.ops.tigon.rope(q, k, cos, sin, False)
 
 
 def mrope(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mrope_section):
     """Qwen2-VL multimodal rotary embedding (``apply_multimodal_rotary_pos_emb``): q/k
-    (B, H, S, D), cos/sin (3, B or 1, S, D), mrope_section [t, h, w] summing to D/2.
-    Returns (q_embed, k_embed)."""
+    (B, H, S, D), cos/sin (3, B or 1, S, D), mrope_section [t, h, w] summing to D/2. q and k
+    share batch, positions, head dim and dtype. Returns (q_embed, k_embed), each with its
+    input's strides."""
     _local_only("mrope", q=q, k=k, cos=cos, sin=sin)
     section = [int(s) for s in mrope_section]
     if len(section) != 3 or sum(section) * 2 != q.shape[-1]:

@@ -155,44 +155,52 @@ Case layerNormBwd(ir::DType dt, int64_t m, int64_t n, int64_t programs, int64_t 
   return c;
 }
 
-// q (B, H, S, D) as HF's view(B, S, H, D).transpose(1, 2); cos/sin (B, S, R) with batch stride 0
-Case rope(bool backward, ir::DType dt, ir::DType ct, int64_t b, int64_t h, int64_t s, int64_t d, int64_t r,
+// q (B, HQ, S, D) and k (B, HK, S, D) as HF's view(B, S, H, D).transpose(1, 2), the outputs
+// likewise; cos/sin (B, S, R) with batch stride 0
+Case rope(bool backward, ir::DType dt, ir::DType ct, int64_t b, int64_t hq, int64_t hk, int64_t s, int64_t d, int64_t r,
           std::mt19937 &rng) {
   Case c;
   c.kernel = backward ? "rope_bwd" : "rope_fwd";
-  c.label = fmt::format("{} {} cos {} B={} H={} S={} D={} R={}", c.kernel, ir::dtypeName(dt), ir::dtypeName(ct), b, h, s,
-                        d, r);
+  c.label = fmt::format("{} {} cos {} B={} HQ={} HK={} S={} D={} R={}", c.kernel, ir::dtypeName(dt), ir::dtypeName(ct), b,
+                        hq, hk, s, d, r);
   c.file = "rope.tile";
-  c.fixed = {{"T", ir::dtypeName(dt)}, {"C", ir::dtypeName(ct)}, {"R", std::to_string(r)}};
-  std::vector<int64_t> strided = {s * h * d, d, h * d, 1};
-  int x = c.tensor(dt, {b, h, s, d}, strided, b * s * h * d);
+  c.fixed = {{"T", ir::dtypeName(dt)}, {"C", ir::dtypeName(ct)}, {"R", std::to_string(r)}, {"D", std::to_string(d)},
+             {"HQ", std::to_string(hq)}, {"HK", std::to_string(hk)}};
+  auto strided = [&](int64_t h) { return std::vector<int64_t>{s * h * d, d, h * d, 1}; };
+  int q = c.tensor(dt, {b, hq, s, d}, strided(hq), b * s * hq * d);
+  int k = c.tensor(dt, {b, hk, s, d}, strided(hk), b * s * hk * d);
   int cs = c.tensor(ct, {b, s, r}, {0, r, 1}, s * r);
   int sn = c.tensor(ct, {b, s, r}, {0, r, 1}, s * r);
-  c.tensor(dt, {b, h, s, d}, strided, b * s * h * d, true);
+  c.tensor(dt, {b, hq, s, d}, strided(hq), b * s * hq * d, true);
+  c.tensor(dt, {b, hk, s, d}, strided(hk), b * s * hk * d, true);
   if (g_fill)
-    for (int t : {x, cs, sn}) fillRandom(c.tensors[size_t(t)], rng);
-  c.bytes = double(2 * b * h * s * d * ir::dtypeBytes(dt) + 2 * s * r * ir::dtypeBytes(ct));
+    for (int t : {q, k, cs, sn}) fillRandom(c.tensors[size_t(t)], rng);
+  c.bytes = double(2 * b * (hq + hk) * s * d * ir::dtypeBytes(dt) + 2 * s * r * ir::dtypeBytes(ct));
   return c;
 }
 
-Case mrope(bool backward, ir::DType dt, int64_t b, int64_t h, int64_t s, int64_t d, int64_t s0, int64_t s1,
+Case mrope(bool backward, ir::DType dt, int64_t b, int64_t hq, int64_t hk, int64_t s, int64_t d, int64_t s0, int64_t s1,
            std::mt19937 &rng) {
   Case c;
   c.kernel = backward ? "mrope_bwd" : "mrope_fwd";
-  c.label = fmt::format("{} {} B={} H={} S={} D={} sections {},{}", c.kernel, ir::dtypeName(dt), b, h, s, d, s0, s1);
+  c.label = fmt::format("{} {} B={} HQ={} HK={} S={} D={} sections {},{}", c.kernel, ir::dtypeName(dt), b, hq, hk, s, d, s0,
+                        s1);
   c.file = "mrope.tile";
-  c.fixed = {{"T", ir::dtypeName(dt)}, {"C", ir::dtypeName(dt)}, {"D", std::to_string(d)}};
-  std::vector<int64_t> strided = {s * h * d, d, h * d, 1};
-  int x = c.tensor(dt, {b, h, s, d}, strided, b * s * h * d);
+  c.fixed = {{"T", ir::dtypeName(dt)}, {"C", ir::dtypeName(dt)}, {"D", std::to_string(d)}, {"HQ", std::to_string(hq)},
+             {"HK", std::to_string(hk)}};
+  auto strided = [&](int64_t h) { return std::vector<int64_t>{s * h * d, d, h * d, 1}; };
+  int q = c.tensor(dt, {b, hq, s, d}, strided(hq), b * s * hq * d);
+  int k = c.tensor(dt, {b, hk, s, d}, strided(hk), b * s * hk * d);
   int cs = c.tensor(dt, {3, b, s, d});
   int sn = c.tensor(dt, {3, b, s, d});
   c.i(s0);
   c.i(s1);
-  c.tensor(dt, {b, h, s, d}, strided, b * s * h * d, true);
+  c.tensor(dt, {b, hq, s, d}, strided(hq), b * s * hq * d, true);
+  c.tensor(dt, {b, hk, s, d}, strided(hk), b * s * hk * d, true);
   if (g_fill)
-    for (int t : {x, cs, sn}) fillRandom(c.tensors[size_t(t)], rng);
+    for (int t : {q, k, cs, sn}) fillRandom(c.tensors[size_t(t)], rng);
   // the tables: only the needed third of each is read
-  c.bytes = double(2 * b * h * s * d * ir::dtypeBytes(dt) + 2 * b * s * d * ir::dtypeBytes(dt));
+  c.bytes = double(2 * b * (hq + hk) * s * d * ir::dtypeBytes(dt) + 2 * b * s * d * ir::dtypeBytes(dt));
   return c;
 }
 
@@ -446,11 +454,13 @@ int main(int argc, char **argv) {
         }
         cases.push_back(swiglu(false, dt, 9, 11008, true, rng));
         for (bool bwd : {false, true}) {
-          cases.push_back(rope(bwd, dt, dt, 2, 3, 37, 128, 128, rng));
-          cases.push_back(rope(bwd, dt, D::F32, 2, 2, 19, 128, 64, rng));
-          cases.push_back(rope(bwd, dt, dt, 1, 4, 21, 80, 32, rng));
-          cases.push_back(mrope(bwd, dt, 2, 3, 37, 128, 16, 24, rng));
-          cases.push_back(mrope(bwd, dt, 1, 2, 11, 80, 8, 12, rng));
+          cases.push_back(rope(bwd, dt, dt, 2, 3, 1, 37, 128, 128, rng));
+          cases.push_back(rope(bwd, dt, D::F32, 2, 2, 2, 19, 128, 64, rng));
+          cases.push_back(rope(bwd, dt, dt, 1, 4, 2, 21, 80, 32, rng));
+          cases.push_back(rope(bwd, dt, dt, 1, 32, 8, 9, 128, 128, rng));
+          cases.push_back(mrope(bwd, dt, 2, 3, 1, 37, 128, 16, 24, rng));
+          cases.push_back(mrope(bwd, dt, 1, 2, 2, 11, 80, 8, 12, rng));
+          cases.push_back(mrope(bwd, dt, 1, 28, 4, 9, 128, 16, 24, rng));
         }
         for (const char *kind : {"fwd", "fwd_bwd", "fwd_bwd_inplace", "bwd", "bwd_inplace"}) {
           cases.push_back(crossEntropy(kind, dt, 9, 5000, {}, rng));
@@ -494,11 +504,10 @@ int main(int argc, char **argv) {
           [&] { return swiglu(false, bf, 16384, 14336, false, rng); },
           [&] { return swiglu(true, bf, 16384, 14336, false, rng); },
           [&] { return swiglu(false, bf, 16384, 11008, true, rng); },
-          [&] { return rope(false, bf, bf, 1, 32, 8192, 128, 128, rng); },
-          [&] { return rope(false, bf, bf, 1, 8, 8192, 128, 128, rng); },
-          [&] { return rope(true, bf, bf, 1, 32, 8192, 128, 128, rng); },
-          [&] { return mrope(false, bf, 1, 28, 8192, 128, 16, 24, rng); },
-          [&] { return mrope(false, bf, 1, 4, 8192, 128, 16, 24, rng); },
+          [&] { return rope(false, bf, bf, 4, 32, 8, 4096, 128, 128, rng); },
+          [&] { return rope(true, bf, bf, 4, 32, 8, 4096, 128, 128, rng); },
+          [&] { return mrope(false, bf, 4, 28, 4, 4096, 128, 16, 24, rng); },
+          [&] { return mrope(true, bf, 4, 28, 4, 4096, 128, 16, 24, rng); },
           [&] { return crossEntropy("fwd", bf, 8192, 128256, {}, rng); },
           [&] { return crossEntropy("fwd_bwd_inplace", bf, 8192, 128256, {}, rng); },
           [&] { return crossEntropy("fwd_bwd", bf, 8192, 128256, {}, rng); },

@@ -66,6 +66,12 @@ def test_mismatched_shapes_name_the_argument(device):
         (lambda: tigon.fused_linear_cross_entropy(x, torch.randn(24, 16, device=device), t[:5]), "target"),
         (lambda: tigon.rope(*rope_args(device)[:2], *rope_args(device, s=4)[2:]), "cos"),
         (lambda: tigon.mrope(*mrope_args(device), [2, 1, 2]), "mrope_section"),
+        # q and k go through one launch: they share batch, positions, head dim and dtype
+        (lambda: tigon.rope(rope_args(device)[0], rope_args(device, s=4)[1], *rope_args(device)[2:]), "positions"),
+        (lambda: tigon.rope(rope_args(device)[0], rope_args(device)[1].half(), *rope_args(device)[2:]), "same dtype"),
+        (lambda: tigon.rope(rope_args(device)[0][:, :0], *rope_args(device)[1:]), "one head"),
+        (lambda: tigon.mrope(mrope_args(device)[0], mrope_args(device, d=4)[1], *mrope_args(device)[2:], [2, 1, 1]),
+         "head dim"),
     ]
     for call, name in cases:
         with pytest.raises((ValueError, RuntimeError)) as e:

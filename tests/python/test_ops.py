@@ -97,6 +97,27 @@ def test_rope_strided_gqa_partial(device, dtype, d, r, batch_cos):
 
 
 @pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("op", ["rope", "mrope"])
+def test_rope_outputs_keep_the_input_layout(device, op):
+    """HF's transposed q (token-major memory) gives a transposed q_embed, as torch's own
+    arithmetic would, so attention's transpose back is contiguous; a contiguous q gives a
+    contiguous q_embed."""
+    torch.manual_seed(4)
+    b, s, d = 2, 5, 8
+    if op == "rope":
+        ang = torch.randn(1, s, d // 2, device=device)
+        fn = lambda q, k, c, sn: tigon.rope(q, k, c, sn)
+    else:
+        ang = torch.randn(3, b, s, d // 2, device=device)
+        fn = lambda q, k, c, sn: tigon.mrope(q, k, c, sn, [2, 1, 1])
+    cos, sin = torch.cat((ang.cos(), ang.cos()), -1), torch.cat((ang.sin(), ang.sin()), -1)
+    for q, k in ((torch.randn(b, s, 4, d, device=device).transpose(1, 2), torch.randn(b, s, 2, d, device=device).transpose(1, 2)),
+                 (torch.randn(b, 4, s, d, device=device), torch.randn(b, 2, s, d, device=device))):
+        qe, ke = fn(q, k, cos, sin)
+        assert qe.stride() == q.stride() and ke.stride() == k.stride()
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_rope_vision_layout(device, dtype):
     torch.manual_seed(3)

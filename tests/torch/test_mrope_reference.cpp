@@ -27,27 +27,30 @@ torch::Tensor mropeTable(const torch::Tensor &t, const std::vector<int64_t> &sec
 }
 
 struct MropeCase {
-  int64_t b, h, s, d;
+  int64_t b, hq, hk, s, d;
   std::vector<int64_t> section;  // s0, s1, s2 with sum D/2
   bool random;                   // arbitrary tables (halves differ) instead of HF's cos/sin
 };
 
-void checkMrope(const MropeCase &c, ir::DType dt, ir::DType ct, const std::string &perThread, const std::string &hpp) {
+void checkMrope(const MropeCase &c, ir::DType dt, ir::DType ct, const std::string &warps) {
   const TileModule &mod = builtinModule("mrope.tile");
   std::string tn = ir::dtypeName(dt), cn = ir::dtypeName(ct);
   CAPTURE(tn);
   CAPTURE(cn);
   CAPTURE(c.b);
-  CAPTURE(c.h);
+  CAPTURE(c.hq);
+  CAPTURE(c.hk);
   CAPTURE(c.s);
   CAPTURE(c.d);
   CAPTURE(c.section[0]);
   CAPTURE(c.section[1]);
   CAPTURE(c.random);
-  CAPTURE(perThread);
+  CAPTURE(warps);
   auto opts = torch::TensorOptions().dtype(torchType(dt));
   auto copts = torch::TensorOptions().dtype(torchType(ct));
-  torch::Tensor x = torch::randn({c.b, c.s, c.h, c.d}).to(opts).transpose(1, 2);  // HF's strided q
+  // HF's strided q and k
+  torch::Tensor q = torch::randn({c.b, c.s, c.hq, c.d}).to(opts).transpose(1, 2);
+  torch::Tensor k = torch::randn({c.b, c.s, c.hk, c.d}).to(opts).transpose(1, 2);
   torch::Tensor cos, sin;
   if (c.random) {
     cos = torch::randn({3, c.b, c.s, c.d}).to(copts);
@@ -61,22 +64,27 @@ void checkMrope(const MropeCase &c, ir::DType dt, ir::DType ct, const std::strin
     cos = emb.cos().to(copts);
     sin = emb.sin().to(copts);
   }
-  Bindings bind = {{"T", tn}, {"C", cn}, {"D", std::to_string(c.d)}, {"PER_THREAD", perThread}, {"HPP", hpp}};
+  Bindings bind = {{"T", tn}, {"C", cn}, {"D", std::to_string(c.d)}, {"HQ", std::to_string(c.hq)},
+                   {"HK", std::to_string(c.hk)}, {"WARPS", warps}};
   auto s0 = KernelArg::ofInt(c.section[0]), s1 = KernelArg::ofInt(c.section[1]);
 
-  torch::Tensor y = poisoned({c.b, c.h, c.s, c.d}, dt);
-  interpret(specialize(mod, "mrope_fwd", bind), {arg(x, dt), arg(cos, ct), arg(sin, ct), s0, s1, arg(y, dt)});
-  torch::Tensor x64 = x.to(torch::kFloat64).requires_grad_();
+  torch::Tensor qe = poisoned({c.b, c.hq, c.s, c.d}, dt), ke = poisoned({c.b, c.hk, c.s, c.d}, dt);
+  interpret(specialize(mod, "mrope_fwd", bind),
+            {arg(q, dt), arg(k, dt), arg(cos, ct), arg(sin, ct), s0, s1, arg(qe, dt), arg(ke, dt)});
+  torch::Tensor q64 = q.to(torch::kFloat64).requires_grad_(), k64 = k.to(torch::kFloat64).requires_grad_();
   torch::Tensor cos64 = mropeTable(cos.to(torch::kFloat64), c.section);
   torch::Tensor sin64 = mropeTable(sin.to(torch::kFloat64), c.section);
-  torch::Tensor y64 = x64 * cos64 + rotateHalf(x64) * sin64;
-  CHECK(relErr(y, y64.detach()) < tolerance(dt));
+  torch::Tensor qe64 = q64 * cos64 + rotateHalf(q64) * sin64, ke64 = k64 * cos64 + rotateHalf(k64) * sin64;
+  CHECK(relErr(qe, qe64.detach()) < tolerance(dt));
+  CHECK(relErr(ke, ke64.detach()) < tolerance(dt));
 
-  torch::Tensor dy = torch::randn({c.b, c.h, c.s, c.d}).to(opts);
-  torch::Tensor dx = poisoned({c.b, c.s, c.h, c.d}, dt).transpose(1, 2);
-  interpret(specialize(mod, "mrope_bwd", bind), {arg(dy, dt), arg(cos, ct), arg(sin, ct), s0, s1, arg(dx, dt)});
-  y64.backward(dy.to(torch::kFloat64));
-  CHECK(relErr(dx, x64.grad()) < tolerance(dt));
+  torch::Tensor dqe = torch::randn({c.b, c.hq, c.s, c.d}).to(opts), dke = torch::randn({c.b, c.hk, c.s, c.d}).to(opts);
+  torch::Tensor dq = poisoned({c.b, c.s, c.hq, c.d}, dt).transpose(1, 2), dk = poisoned({c.b, c.s, c.hk, c.d}, dt).transpose(1, 2);
+  interpret(specialize(mod, "mrope_bwd", bind),
+            {arg(dqe, dt), arg(dke, dt), arg(cos, ct), arg(sin, ct), s0, s1, arg(dq, dt), arg(dk, dt)});
+  torch::autograd::backward({qe64, ke64}, {dqe.to(torch::kFloat64), dke.to(torch::kFloat64)});
+  CHECK(relErr(dq, q64.grad()) < tolerance(dt));
+  CHECK(relErr(dk, k64.grad()) < tolerance(dt));
 }
 
 }  // namespace
@@ -84,18 +92,19 @@ void checkMrope(const MropeCase &c, ir::DType dt, ir::DType ct, const std::strin
 TEST_CASE("mrope: interpreter forward and backward match a float64 LibTorch reference") {
   torch::manual_seed(7);
   const MropeCase cases[] = {
-      {1, 2, 5, 2, {1, 0, 0}, false},           // one pair, all temporal
-      {2, 3, 7, 8, {1, 2, 1}, false},
-      {2, 2, 9, 16, {0, 4, 4}, true},           // an empty section, arbitrary tables
-      {1, 3, 13, 128, {16, 24, 24}, false},     // Qwen2-VL (head dim 128)
-      {2, 1, 5, 80, {8, 12, 20}, true},          // GQA-style single k head, uneven sections
-      {1, 2, 3, 1000, {100, 150, 250}, false},
+      {1, 2, 1, 5, 2, {1, 0, 0}, false},           // one pair, all temporal
+      {2, 3, 3, 7, 8, {1, 2, 1}, false},
+      {2, 2, 1, 9, 16, {0, 4, 4}, true},           // an empty section, arbitrary tables
+      {1, 3, 2, 13, 128, {16, 24, 24}, false},     // Qwen2-VL (head dim 128)
+      {2, 5, 1, 5, 80, {8, 12, 20}, true},         // a single k head, uneven sections
+      {1, 2, 2, 3, 1000, {100, 150, 250}, false},
+      {1, 28, 4, 2, 128, {16, 24, 24}, false},     // Qwen2-VL-7B's head counts
   };
   int k = 0;
   for (const MropeCase &c : cases)
     for (ir::DType dt : kFloatTypes) {
       ++k;
-      checkMrope(c, dt, dt, k % 2 ? "8" : "4", k % 3 ? "2" : "1");
-      if (dt != ir::DType::F32) checkMrope(c, dt, ir::DType::F32, "16", "4");
+      checkMrope(c, dt, dt, k % 3 == 0 ? "1" : k % 3 == 1 ? "2" : "4");
+      if (dt != ir::DType::F32) checkMrope(c, dt, ir::DType::F32, "8");
     }
 }
