@@ -28,11 +28,15 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> layer_norm_fwd(const at::Tensor &
   at::Tensor x2 = rowsOf(x);
   int64_t m = x2.size(0), n = x2.size(1);
   at::Tensor y = at::empty_like(x2), mean = at::empty({m}, x.options().dtype(at::kFloat)), rstd = at::empty_like(mean);
-  if (m > 0)
-    runKernel(builtinModule("layer_norm.tile"), "layer_norm_fwd", {{"T", ir::dtypeName(dtypeOf(x))}, {"N", std::to_string(n)}},
-              {tensorArg(x2), tensorArg(paramOrEmpty(weight, x)), tensorArg(paramOrEmpty(bias, x)), KernelArg::ofFloat(eps),
-               tensorArg(y), tensorArg(mean), tensorArg(rstd)},
-              x.device(), m);
+  Bindings b = {{"T", ir::dtypeName(dtypeOf(x))}, {"N", std::to_string(n)}};
+  std::vector<KernelArg> args = {tensorArg(x2), tensorArg(paramOrEmpty(weight, x)), tensorArg(paramOrEmpty(bias, x)),
+                                 KernelArg::ofFloat(eps)};
+  // wide 16-bit rows: programs that loop over rows, loading the next while reducing this one
+  // (layer_norm.tile says where it was measured faster); 2 per SM measured best at N = 8192
+  bool rows = x.element_size() == 2 && n >= 8192;
+  if (rows) args.push_back(KernelArg::ofInt(persistentGrid(m, x.device(), 2).second));
+  for (const at::Tensor &out : {y, mean, rstd}) args.push_back(tensorArg(out));
+  if (m > 0) runKernel(builtinModule("layer_norm.tile"), rows ? "layer_norm_fwd_rows" : "layer_norm_fwd", b, args, x.device(), m);
   auto stats = x.sizes().slice(0, x.dim() - 1);
   return {y.view(x.sizes()), mean.view(stats), rstd.view(stats)};
 }
@@ -49,7 +53,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> layer_norm_bwd(const at::Tensor &
   // wide rows: dx alone, then dw and db by column blocks (layer_norm_bwd's per-thread
   // accumulators, 2 x N / threads values, spill past N = 8192)
   bool wide = n > 8192;
-  auto [programs, rowsPer] = wide ? columnBlockGrid(m, n, x.device()) : backwardGrid(m, x.device());
+  auto [programs, rowsPer] = wide ? columnBlockGrid(m, n, x.device()) : persistentGrid(m, x.device(), kBackwardProgramsPerSm);
   // the dw and db partials side by side in one buffer, so one column_sum adds up both: every
   // program writes its row of each (the wide kernels too), so only M = 0 needs zeros
   int64_t nw = weight ? n : 0, nb = has_bias ? n : 0;

@@ -24,11 +24,8 @@ at::Tensor rowsOf(const at::Tensor &x) {
   return r.stride(-1) == 1 ? r : r.contiguous();
 }
 
-std::pair<int64_t, int64_t> backwardGrid(int64_t m, const at::Device &device) {
+std::pair<int64_t, int64_t> persistentGrid(int64_t m, const at::Device &device, int64_t perSm) {
   if (m == 0) return {1, 1};
-  // 4 per SM: each program writes a partial row that the reduce kernel then walks (16 per SM
-  // for small rows made that walk 2112 rows long)
-  int64_t perSm = 4;
   int64_t programs = std::max<int64_t>(1, std::min<int64_t>(m, perSm * parallelism(device)));
   int64_t rowsPer = (m + programs - 1) / programs;
   return {(m + rowsPer - 1) / rowsPer, rowsPer};

@@ -15,10 +15,13 @@ void checkVector(const char *op, const char *name, const at::Tensor &v, const at
 // x as (M, N) rows with a contiguous last dimension (a copy only when it is strided).
 at::Tensor rowsOf(const at::Tensor &x);
 
-// How many programs a persistent backward kernel gets for M rows: enough to hide memory
-// latency, few enough that their per-program partial sums (programs x N floats) stay small.
-// Returns {programs, rows per program}.
-std::pair<int64_t, int64_t> backwardGrid(int64_t m, const at::Device &device);
+// How many programs a persistent kernel over M rows gets with `perSm` programs per SM (a
+// backward: 4, enough to hide memory latency, few enough that their per-program partial sums,
+// programs x N floats, stay small). Returns {programs, rows per program}.
+std::pair<int64_t, int64_t> persistentGrid(int64_t m, const at::Device &device, int64_t perSm);
+// Each backward program writes a partial row that the reduce kernel then walks (16 per SM for
+// small rows made that walk 2112 rows long).
+constexpr int64_t kBackwardProgramsPerSm = 4;
 
 // How many row groups a backward kernel over column blocks (grid (groups, column blocks)) gets
 // for M rows of N columns: about 4 programs per SM in all. Returns {groups, rows per group}.

@@ -47,7 +47,7 @@ std::tuple<at::Tensor, at::Tensor> rms_norm_bwd(const at::Tensor &dy, const at::
   int64_t m = x2.size(0), n = x2.size(1);
   // dx may overwrite dy: each element of dy is read before its dx is written, by one thread
   at::Tensor dx = dx_in_dy && dy2.is_contiguous() && dy2.data_ptr() == dy.data_ptr() ? dy2 : at::empty_like(x2);
-  auto [programs, rowsPer] = backwardGrid(m, x.device());
+  auto [programs, rowsPer] = persistentGrid(m, x.device(), kBackwardProgramsPerSm);
   at::Tensor partial = at::empty({programs, n}, x.options().dtype(at::kFloat));
   Bindings b = {{"T", ir::dtypeName(dtypeOf(x))}, {"N", std::to_string(n)}};
   const TileModule &mod = builtinModule("rms_norm.tile");
