@@ -81,3 +81,15 @@ def test_ptx_of_cross_entropy_sees_rows_as_chunks_that_divide_the_vocabulary(tig
             "--backward")
     assert r.returncode == 0, r.stderr
     assert "ld.global.v4" in r.stdout or "ld.global.nc.v4" in r.stdout
+
+
+def test_ptx_of_rope_binds_hidden_to_rotary_width_and_head_dim(tigon_bin):
+    """--hidden binds both R and D (a full rotary) and the head counts default to 32 and 8;
+    -D overrides any of them (a partial rotary, Qwen2-VL-7B's 28 and 4 heads)."""
+    r = run(tigon_bin, "ptx", "rope", "--hidden", "128", "--dtype", "bf16", "--arch", "sm_90", "--emit", "ir")
+    assert r.returncode == 0, r.stderr
+    assert "D=128 " in r.stdout and "HK=8 " in r.stdout and "HQ=32 " in r.stdout and "R=128 " in r.stdout, r.stdout[:400]
+    r = run(tigon_bin, "ptx", "rope", "--hidden", "128", "-D", "R=64", "-D", "HQ=28", "-D", "HK=4", "--dtype", "bf16",
+            "--arch", "sm_90", "--emit", "ir")
+    assert r.returncode == 0, r.stderr
+    assert "D=128 " in r.stdout and "HK=4 " in r.stdout and "HQ=28 " in r.stdout and "R=64 " in r.stdout, r.stdout[:400]
