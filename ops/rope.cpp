@@ -1,8 +1,8 @@
 // RoPE (HF rotate-half) and Qwen2-VL's M-RoPE of q and k in one op call: one dispatch, one
 // autograd node and one kernel launch for both (a program rotates all heads of q and k of one
 // token); the backward is the rotation by -theta (the *_bwd kernels). Each output has its
-// input's strides where the input is dense (HF's transposed q gives a transposed output, as
-// torch's own arithmetic would), else it is contiguous.
+// input's strides where the input is dense with a contiguous last dim (HF's transposed q gives
+// a transposed output, as torch's own arithmetic would), else it is contiguous.
 #include "ops/norm_common.h"
 #include "ops/ops.h"
 #include "ops/torch_bridge.h"
@@ -32,6 +32,13 @@ at::Tensor bhsd(const at::Tensor &x) {
 }
 
 at::Tensor contiguousLast(const at::Tensor &t) { return t.stride(-1) == 1 ? t : t.contiguous(); }
+
+// An output for x: x's strides where x is dense with a contiguous last dim (the kernel writes
+// rows of the head dim), else contiguous
+at::Tensor outputLike(const at::Tensor &x) {
+  at::Tensor y = at::empty_like(x);
+  return y.stride(-1) == 1 ? y : at::empty(x.sizes(), x.options());
+}
 
 // q and k as (B, H, S, D) views with the same B, S and D (their head counts may differ)
 std::pair<at::Tensor, at::Tensor> samePositions(const char *op, const at::Tensor &q, const at::Tensor &k) {
@@ -75,7 +82,7 @@ std::tuple<at::Tensor, at::Tensor> rope_apply(const at::Tensor &q, const at::Ten
                     ") must be even and at most the head dim ", d);
   c3 = contiguousLast(c3).expand({b, s, r});  // a table shared by the batch: stride 0
   s3 = contiguousLast(s3).expand({b, s, r});
-  at::Tensor qe = at::empty_like(q), ke = at::empty_like(k);
+  at::Tensor qe = outputLike(q), ke = outputLike(k);
   if (!hasWork(op, q4, k4)) return {qe, ke};
   Bindings bind = headBindings(q4, k4, cos);
   bind["R"] = std::to_string(r);
@@ -100,7 +107,7 @@ std::tuple<at::Tensor, at::Tensor> mrope_apply(const at::Tensor &q, const at::Te
                         section[0] + section[1] + section[2] == d / 2 && d % 2 == 0,
                     op, ": mrope_section must be 3 non-negative sizes summing to D/2 = ", d / 2, ", got ", section);
   at::Tensor c4 = contiguousLast(cos).expand({3, b, s, d}), s4 = contiguousLast(sin).expand({3, b, s, d});
-  at::Tensor qe = at::empty_like(q), ke = at::empty_like(k);
+  at::Tensor qe = outputLike(q), ke = outputLike(k);
   if (!hasWork(op, q4, k4)) return {qe, ke};
   runKernel(builtinModule("mrope.tile"), backward ? "mrope_bwd" : "mrope_fwd", headBindings(q4, k4, cos),
             {tensorArg(q4), tensorArg(k4), tensorArg(c4), tensorArg(s4), KernelArg::ofInt(section[0]),

@@ -102,7 +102,8 @@ def test_rope_strided_gqa_partial(device, dtype, d, r, batch_cos):
 def test_rope_outputs_keep_the_input_layout(device, op):
     """HF's transposed q (token-major memory) gives a transposed q_embed, as torch's own
     arithmetic would, so attention's transpose back is contiguous; a contiguous q gives a
-    contiguous q_embed."""
+    contiguous q_embed, and so does a q whose head dim is strided (written in place of a copy
+    of it, it would be lost)."""
     torch.manual_seed(4)
     b, s, d = 2, 5, 8
     if op == "rope":
@@ -116,6 +117,11 @@ def test_rope_outputs_keep_the_input_layout(device, op):
                  (torch.randn(b, 4, s, d, device=device), torch.randn(b, 2, s, d, device=device))):
         qe, ke = fn(q, k, cos, sin)
         assert qe.stride() == q.stride() and ke.stride() == k.stride()
+    # dense but with the head dim strided: the input is copied, the outputs are contiguous
+    q, k = torch.randn(b, 4, d, s, device=device).transpose(-1, -2), torch.randn(b, 2, d, s, device=device).transpose(-1, -2)
+    qe, ke = fn(q, k, cos, sin)
+    qc, kc = fn(q.contiguous(), k.contiguous(), cos, sin)
+    assert qe.is_contiguous() and ke.is_contiguous() and torch.equal(qe, qc) and torch.equal(ke, kc)
 
 
 @pytest.mark.parametrize("device", DEVICES)
