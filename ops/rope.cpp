@@ -36,8 +36,7 @@ at::Tensor contiguousLast(const at::Tensor &t) { return t.stride(-1) == 1 ? t : 
 // An output for x: x's strides where x is dense with a contiguous last dim (the kernel writes
 // rows of the head dim), else contiguous
 at::Tensor outputLike(const at::Tensor &x) {
-  at::Tensor y = at::empty_like(x);
-  return y.stride(-1) == 1 ? y : at::empty(x.sizes(), x.options());
+  return x.stride(-1) == 1 ? at::empty_like(x) : at::empty(x.sizes(), x.options());
 }
 
 // q and k as (B, H, S, D) views with the same B, S and D (their head counts may differ)

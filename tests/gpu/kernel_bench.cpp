@@ -158,8 +158,11 @@ Case layerNormBwd(ir::DType dt, int64_t m, int64_t n, int64_t programs, int64_t 
   return c;
 }
 
-// q (B, HQ, S, D) and k (B, HK, S, D) as HF's view(B, S, H, D).transpose(1, 2), the outputs
-// likewise; cos/sin (B, S, R) with batch stride 0
+// The strides of (B, H, S, D) as HF's view(B, S, H, D).transpose(1, 2) makes them
+std::vector<int64_t> hfStrides(int64_t s, int64_t h, int64_t d) { return {s * h * d, d, h * d, 1}; }
+
+// q (B, HQ, S, D) and k (B, HK, S, D) in HF's layout, the outputs likewise; cos/sin (B, S, R)
+// with batch stride 0
 Case rope(bool backward, ir::DType dt, ir::DType ct, int64_t b, int64_t hq, int64_t hk, int64_t s, int64_t d, int64_t r,
           std::mt19937 &rng) {
   Case c;
@@ -169,13 +172,12 @@ Case rope(bool backward, ir::DType dt, ir::DType ct, int64_t b, int64_t hq, int6
   c.file = "rope.tile";
   c.fixed = {{"T", ir::dtypeName(dt)}, {"C", ir::dtypeName(ct)}, {"R", std::to_string(r)}, {"D", std::to_string(d)},
              {"HQ", std::to_string(hq)}, {"HK", std::to_string(hk)}};
-  auto strided = [&](int64_t h) { return std::vector<int64_t>{s * h * d, d, h * d, 1}; };
-  int q = c.tensor(dt, {b, hq, s, d}, strided(hq), b * s * hq * d);
-  int k = c.tensor(dt, {b, hk, s, d}, strided(hk), b * s * hk * d);
+  int q = c.tensor(dt, {b, hq, s, d}, hfStrides(s, hq, d), b * s * hq * d);
+  int k = c.tensor(dt, {b, hk, s, d}, hfStrides(s, hk, d), b * s * hk * d);
   int cs = c.tensor(ct, {b, s, r}, {0, r, 1}, s * r);
   int sn = c.tensor(ct, {b, s, r}, {0, r, 1}, s * r);
-  c.tensor(dt, {b, hq, s, d}, strided(hq), b * s * hq * d, true);
-  c.tensor(dt, {b, hk, s, d}, strided(hk), b * s * hk * d, true);
+  c.tensor(dt, {b, hq, s, d}, hfStrides(s, hq, d), b * s * hq * d, true);
+  c.tensor(dt, {b, hk, s, d}, hfStrides(s, hk, d), b * s * hk * d, true);
   if (g_fill)
     for (int t : {q, k, cs, sn}) fillRandom(c.tensors[size_t(t)], rng);
   c.bytes = double(2 * b * (hq + hk) * s * d * ir::dtypeBytes(dt) + 2 * s * r * ir::dtypeBytes(ct));
@@ -191,15 +193,14 @@ Case mrope(bool backward, ir::DType dt, int64_t b, int64_t hq, int64_t hk, int64
   c.file = "mrope.tile";
   c.fixed = {{"T", ir::dtypeName(dt)}, {"C", ir::dtypeName(dt)}, {"D", std::to_string(d)}, {"HQ", std::to_string(hq)},
              {"HK", std::to_string(hk)}};
-  auto strided = [&](int64_t h) { return std::vector<int64_t>{s * h * d, d, h * d, 1}; };
-  int q = c.tensor(dt, {b, hq, s, d}, strided(hq), b * s * hq * d);
-  int k = c.tensor(dt, {b, hk, s, d}, strided(hk), b * s * hk * d);
+  int q = c.tensor(dt, {b, hq, s, d}, hfStrides(s, hq, d), b * s * hq * d);
+  int k = c.tensor(dt, {b, hk, s, d}, hfStrides(s, hk, d), b * s * hk * d);
   int cs = c.tensor(dt, {3, b, s, d});
   int sn = c.tensor(dt, {3, b, s, d});
   c.i(s0);
   c.i(s1);
-  c.tensor(dt, {b, hq, s, d}, strided(hq), b * s * hq * d, true);
-  c.tensor(dt, {b, hk, s, d}, strided(hk), b * s * hk * d, true);
+  c.tensor(dt, {b, hq, s, d}, hfStrides(s, hq, d), b * s * hq * d, true);
+  c.tensor(dt, {b, hk, s, d}, hfStrides(s, hk, d), b * s * hk * d, true);
   if (g_fill)
     for (int t : {q, k, cs, sn}) fillRandom(c.tensors[size_t(t)], rng);
   // the tables: only the needed third of each is read
