@@ -34,7 +34,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> layer_norm_fwd(const at::Tensor &
   // wide 16-bit rows: programs that loop over rows, loading the next while reducing this one
   // (layer_norm.tile says where it was measured faster); 2 per SM measured best at N = 8192
   bool rows = x.element_size() == 2 && n >= 8192;
-  if (rows) args.push_back(KernelArg::ofInt(persistentGrid(m, x.device(), 2).second));
+  if (rows) args.push_back(KernelArg::ofInt(persistentGrid(m, x.device(), 2).first));  // programs
   for (const at::Tensor &out : {y, mean, rstd}) args.push_back(tensorArg(out));
   if (m > 0) runKernel(builtinModule("layer_norm.tile"), rows ? "layer_norm_fwd_rows" : "layer_norm_fwd", b, args, x.device(), m);
   auto stats = x.sizes().slice(0, x.dim() - 1);

@@ -107,19 +107,19 @@ void fillRandom(Tensor &t, std::mt19937 &rng, double sd = 1, double mean = 0) {
 
 bool g_fill = true;  // small cases: random host data; benchmarks: a device memset
 
-// rowsPer > 0: layer_norm_fwd_rows, programs of rowsPer rows each
-Case layerNormFwd(ir::DType dt, int64_t m, int64_t n, bool affine, std::mt19937 &rng, int64_t rowsPer = 0) {
+// programs > 0: layer_norm_fwd_rows with that many programs, taking row tiles in turn
+Case layerNormFwd(ir::DType dt, int64_t m, int64_t n, bool affine, std::mt19937 &rng, int64_t programs = 0) {
   Case c;
-  c.kernel = rowsPer > 0 ? "layer_norm_fwd_rows" : "layer_norm_fwd";
+  c.kernel = programs > 0 ? "layer_norm_fwd_rows" : "layer_norm_fwd";
   c.label = fmt::format("{} {} M={} N={}{}{}", c.kernel, ir::dtypeName(dt), m, n, affine ? "" : " no-affine",
-                        rowsPer > 0 ? fmt::format(" rows/program={}", rowsPer) : "");
+                        programs > 0 ? fmt::format(" programs={}", programs) : "");
   c.file = "layer_norm.tile";
   c.fixed = {{"T", ir::dtypeName(dt)}, {"N", std::to_string(n)}};
   int x = c.tensor(dt, {m, n});
   int w = c.tensor(dt, {affine ? n : 0});
   int b = c.tensor(dt, {affine ? n : 0});
   c.f(1e-5);
-  if (rowsPer > 0) c.i(rowsPer);
+  if (programs > 0) c.i(programs);
   c.tensor(dt, {m, n}, {}, -1, true);
   c.tensor(ir::DType::F32, {m}, {}, -1, true);
   c.tensor(ir::DType::F32, {m}, {}, -1, true);
@@ -506,8 +506,8 @@ int main(int argc, char **argv) {
           [&] { return layerNormFwd(bf, 16384, 4096, true, rng); },
           [&] { return layerNormFwd(bf, 65536, 1024, true, rng); },
           [&] { return layerNormFwd(bf, 16384, 8192, true, rng); },
-          [&] { return layerNormFwd(bf, 16384, 8192, true, rng, 16384 / 264 + 1); },
-          [&] { return layerNormFwd(bf, 16384, 16384, true, rng, 16384 / 264 + 1); },
+          [&] { return layerNormFwd(bf, 16384, 8192, true, rng, 264); },
+          [&] { return layerNormFwd(bf, 16384, 16384, true, rng, 264); },
           [&] { return layerNormBwd(bf, 16384, 4096, 264, 16384 / 264 + 1, rng); },
           [&] { return swiglu(false, bf, 16384, 14336, false, rng); },
           [&] { return swiglu(true, bf, 16384, 14336, false, rng); },
